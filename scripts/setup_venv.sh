@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Create/refresh the project virtual environment. Safe to run repeatedly.
+set -euo pipefail
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+
+if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)'; then
+  echo "error: $PYTHON is $("$PYTHON" --version 2>&1); underwater_detection needs Python 3.10 or newer." >&2
+  exit 1
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  if ! "$PYTHON" -m venv "$VENV" 2>/dev/null; then
+    rm -rf "$VENV"
+    echo "python venv module missing; trying to install it with apt-get" >&2
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+    else
+      echo "error: cannot create a venv. Install python3-venv (sudo apt-get install python3-venv) and retry." >&2
+      exit 1
+    fi
+    "$PYTHON" -m venv "$VENV"
+  fi
+fi
+
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+# torch first and pinned: any unpinned spec would pull a multi-GB CUDA build.
+if ! "$VENV/bin/python" -c "import torch, sys; sys.exit(0 if torch.__version__.split('+')[0] == '${TORCH_SPEC#torch==}' else 1)" 2>/dev/null; then
+  "${PIP[@]}" install -q "$TORCH_SPEC"
+fi
+"${PIP[@]}" install -q -r requirements.txt
+"${PIP[@]}" install -q --no-deps --no-build-isolation -e .
+echo "venv ready: $VENV ($("$VENV/bin/python" -c 'import torch; print("torch", torch.__version__)'))"

@@ -1,0 +1,162 @@
+"""Model specification: the architecture YAML (``config/models/*.yaml``) as a validated object.
+
+One source of truth (DESIGN.md): the spec travels inside every checkpoint, so the anchors, input size and
+normalisation a model was trained with are the ones it runs with. A typo in a YAML key is an error naming
+the key, not a silently ignored setting.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..ops.box_coding import DEFAULT_VARIANCES
+from ..ops.postprocess import PostprocessConfig
+from ..ops.priors import PriorConfig, check_input_size
+
+ARCHITECTURE_NAMES = ("ssd4s", "refinedet", "drnet")
+_TOP_LEVEL_KEYS = {
+    "name", "architecture", "input_size", "backbone", "head", "anchors", "variances", "preprocess",
+    "postprocess", "description",
+}
+_COLOR_ORDERS = ("rgb", "bgr")
+
+
+def _repo_config_dir() -> Path:
+    # src/underwater_detection/models/spec.py -> repository root
+    return Path(__file__).resolve().parents[3] / "config" / "models"
+
+
+def model_config_dirs() -> list[Path]:
+    """Where named model configs are looked up: the source tree, then an installed ament share dir."""
+    import sys
+
+    dirs = [_repo_config_dir(), Path(sys.prefix) / "share" / "underwater_detection" / "config" / "models"]
+    try:  # on a ROS machine the package may be installed into a colcon workspace
+        from ament_index_python.packages import get_package_share_directory  # type: ignore[import-not-found]
+
+        dirs.append(Path(get_package_share_directory("underwater_detection")) / "config" / "models")
+    except Exception:  # noqa: BLE001 - ament index absent or package not installed: fine
+        pass
+    return dirs
+
+
+@dataclass
+class ModelSpec:
+    name: str
+    architecture: str
+    input_size: tuple[int, int]  # (height, width)
+    backbone: dict[str, Any]
+    head: dict[str, Any] = field(default_factory=dict)
+    anchors: PriorConfig = field(default_factory=PriorConfig)
+    variances: tuple[float, float] = DEFAULT_VARIANCES
+    preprocess: dict[str, Any] | None = None  # None -> the backbone's default normalisation
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURE_NAMES:
+            raise ValueError(
+                f"model '{self.name}': unknown architecture '{self.architecture}'; known: {', '.join(ARCHITECTURE_NAMES)}"
+            )
+        if len(self.input_size) != 2:
+            raise ValueError(f"model '{self.name}': input_size must be [height, width], got {self.input_size}")
+        self.input_size = (int(self.input_size[0]), int(self.input_size[1]))
+        check_input_size(*self.input_size, self.anchors)
+        if "name" not in self.backbone:
+            raise ValueError(f"model '{self.name}': backbone needs a 'name'")
+        if len(self.variances) != 2 or min(self.variances) <= 0:
+            raise ValueError(f"model '{self.name}': variances must be two positive numbers, got {self.variances}")
+        self.variances = (float(self.variances[0]), float(self.variances[1]))
+        if self.preprocess is not None:
+            self.preprocess = validate_preprocess(self.preprocess, self.name)
+
+    @classmethod
+    def from_dict(cls, cfg: dict[str, Any]) -> "ModelSpec":
+        if not isinstance(cfg, dict):
+            raise ValueError(f"a model config must be a mapping, got {type(cfg).__name__}")
+        unknown = set(cfg) - _TOP_LEVEL_KEYS
+        if unknown:
+            raise ValueError(f"unknown model config keys {sorted(unknown)}; known: {sorted(_TOP_LEVEL_KEYS)}")
+        missing = {"name", "architecture", "input_size", "backbone"} - set(cfg)
+        if missing:
+            raise ValueError(f"model config is missing {sorted(missing)}")
+        cfg = copy.deepcopy(cfg)
+        return cls(
+            name=str(cfg["name"]),
+            architecture=str(cfg["architecture"]),
+            input_size=tuple(cfg["input_size"]),  # type: ignore[arg-type]
+            backbone=dict(cfg["backbone"]),
+            head=dict(cfg.get("head") or {}),
+            anchors=PriorConfig.from_dict(cfg.get("anchors")),
+            variances=tuple(cfg.get("variances", DEFAULT_VARIANCES)),  # type: ignore[arg-type]
+            preprocess=cfg.get("preprocess"),
+            postprocess=PostprocessConfig.from_dict(cfg.get("postprocess")),
+            description=str(cfg.get("description", "")),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types only (str/int/float/bool/list/dict/None), so ``torch.load(weights_only=True)`` reads it."""
+        return {
+            "name": self.name,
+            "architecture": self.architecture,
+            "input_size": list(self.input_size),
+            "backbone": copy.deepcopy(self.backbone),
+            "head": copy.deepcopy(self.head),
+            "anchors": self.anchors.to_dict(),
+            "variances": list(self.variances),
+            "preprocess": copy.deepcopy(self.preprocess),
+            "postprocess": self.postprocess.to_dict(),
+            "description": self.description,
+        }
+
+    def with_input_size(self, height: int, width: int) -> "ModelSpec":
+        spec = ModelSpec.from_dict(self.to_dict())
+        check_input_size(height, width, spec.anchors)
+        spec.input_size = (int(height), int(width))
+        return spec
+
+
+def validate_preprocess(cfg: dict[str, Any], model_name: str = "?") -> dict[str, Any]:
+    unknown = set(cfg) - {"mean", "std", "color"}
+    if unknown:
+        raise ValueError(f"model '{model_name}': unknown preprocess keys {sorted(unknown)}")
+    mean, std = list(cfg.get("mean", [])), list(cfg.get("std", []))
+    if len(mean) != 3 or len(std) != 3 or any(float(s) <= 0 for s in std):
+        raise ValueError(f"model '{model_name}': preprocess needs 3 means and 3 positive stds, got {cfg}")
+    color = str(cfg.get("color", "rgb")).lower()
+    if color not in _COLOR_ORDERS:
+        raise ValueError(f"model '{model_name}': preprocess color must be one of {_COLOR_ORDERS}, got {color!r}")
+    return {"mean": [float(m) for m in mean], "std": [float(s) for s in std], "color": color}
+
+
+def load_model_spec(name_or_path: str | Path) -> ModelSpec:
+    """A YAML path, or a config name such as ``drnet_lite`` looked up in :func:`model_config_dirs`."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        for directory in model_config_dirs():
+            candidate = directory / f"{name_or_path}.yaml"
+            if candidate.is_file():
+                path = candidate
+                break
+        else:
+            known = sorted({p.stem for d in model_config_dirs() if d.is_dir() for p in d.glob("*.yaml")})
+            raise FileNotFoundError(f"no model config named '{name_or_path}'; known: {', '.join(known) or 'none'}")
+    if not path.is_file():
+        raise FileNotFoundError(f"model config file not found: {path}")
+    with open(path, encoding="utf-8") as f:
+        try:
+            cfg = yaml.safe_load(f)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return ModelSpec.from_dict(cfg)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+
+
+def available_model_specs() -> list[str]:
+    return sorted({p.stem for d in model_config_dirs() if d.is_dir() for p in d.glob("*.yaml")})
