@@ -29,6 +29,37 @@ def _parse_size(text: str) -> tuple[int, int]:
     raise argparse.ArgumentTypeError(f"size must be N or HxW, got {text!r}")
 
 
+def _json_safe(value: object) -> object:
+    """Strict JSON for model cards: NaN/inf become null, anything exotic its string form."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    item = getattr(value, "item", None)
+    if callable(item):
+        try:
+            return _json_safe(item())
+        except (ValueError, RuntimeError):
+            pass
+    return str(value)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def cmd_bench_models(args: argparse.Namespace) -> int:
     from .engine import benchmark_models as bm
 
@@ -67,11 +98,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         ckpt = read_checkpoint(args.checkpoint)
     except CheckpointError as exc:
         raise UserError(str(exc)) from exc
-    print(json.dumps({
+    print(json.dumps(_json_safe({
         "spec": ckpt.spec.to_dict(), "class_names": ckpt.class_names, "preprocess": ckpt.preprocess,
         "provenance": ckpt.provenance, "metrics": ckpt.metrics,
         "tensors": len(ckpt.state_dict), "parameters": int(sum(v.numel() for v in ckpt.state_dict.values())),
-    }, indent=2))
+    }), indent=2, allow_nan=False))
     return 0
 
 
@@ -85,9 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="*", default=None, help="model config names (default: all shipped)")
     p.add_argument("--backbones", nargs="*", default=None, help="backbone names (default: all)")
     p.add_argument("--size", type=_parse_size, default=(320, 320), help="input size N or HxW (default 320)")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--threads", type=_positive_int, default=2, help="torch CPU threads (default 2)")
     p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--repeats", type=int, default=20, help="timed forwards per model (median reported)")
+    p.add_argument("--repeats", type=_positive_int, default=20, help="timed forwards per model (median reported)")
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
     p.set_defaults(func=cmd_bench_models)
 

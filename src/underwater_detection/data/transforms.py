@@ -24,13 +24,17 @@ def image_to_tensor(
     ``color`` names the order of ``image`` (OpenCV gives BGR); ``preprocess['color']`` the order the
     weights expect.
     """
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image (0-255), got dtype {image.dtype}; convert it first")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
+        raise ValueError(f"expected an HxWx3, HxWx1 or HxW image, got shape {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"empty image of shape {image.shape}")
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
         color = "bgr"
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected an HxWx3 or HxW image, got shape {image.shape}")
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise ValueError(f"empty image of shape {image.shape}")
     color = color.lower()
     if color not in ("rgb", "bgr"):
         raise ValueError(f"image color order must be 'rgb' or 'bgr', got {color!r}")

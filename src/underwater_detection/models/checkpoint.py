@@ -65,6 +65,27 @@ def _validate_class_names(class_names: Any, where: str) -> list[str]:
     return names
 
 
+def to_plain_data(value: Any, where: str) -> Any:
+    """Convert metadata to the plain types ``weights_only`` loading accepts (numpy/torch scalars, paths, tuples)
+    and reject anything else at save time, so a saved checkpoint can always be read back."""
+    if value is None:
+        return None
+    for plain in (bool, int, float, str):  # also unwraps subclasses such as numpy.float64 (a float subclass)
+        if isinstance(value, plain):
+            return plain(value)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.item()
+    if hasattr(value, "item") and hasattr(value, "dtype") and getattr(value, "ndim", None) == 0:  # numpy scalar
+        return value.item()
+    if isinstance(value, dict):
+        return {str(k): to_plain_data(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain_data(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    raise CheckpointError(f"{where}: {type(value).__name__} is not plain data (str/int/float/bool/None/list/dict)")
+
+
 def save_checkpoint(
     path: str | Path,
     model: nn.Module,
@@ -85,8 +106,8 @@ def save_checkpoint(
         "spec": spec.to_dict(),
         "class_names": names,
         "preprocess": preprocess_config(spec, model),
-        "provenance": dict(provenance or {}),
-        "metrics": dict(metrics or {}),
+        "provenance": to_plain_data(dict(provenance or {}), "provenance"),
+        "metrics": to_plain_data(dict(metrics or {}), "metrics"),
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,6 +115,10 @@ def save_checkpoint(
     os.close(fd)
     try:
         torch.save(payload, tmp)
+        # mkstemp creates 0600; a node running as another user must be able to read the model
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -106,15 +131,23 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint is an empty file: {path}")
+    with open(path, "rb") as f:
+        is_zip = f.read(4) == b"PK\x03\x04"  # torch.save archives are zip files; a truncated one keeps its head
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if not is_zip:  # torch falls back to its legacy pickle reader, whose errors say nothing useful
+            raise CheckpointError(f"{path}: not a PyTorch checkpoint (not a torch.save zip archive)") from exc
+        first = next((line for line in str(exc).splitlines() if "Unsupported global" in line), "")
         raise CheckpointError(
-            f"{path}: refused to load: it contains objects other than tensors and plain data "
-            f"(only weights_only-safe checkpoints are accepted): {str(exc).splitlines()[0]}"
+            f"{path}: refused to load: it contains Python objects other than tensors and plain data, and only "
+            f"weights_only-safe checkpoints are accepted. {first.strip()}"
         ) from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (corrupt or truncated?): {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt archives; all mean the same
+        kind = "truncated or corrupt PyTorch checkpoint" if is_zip else "not a PyTorch checkpoint"
+        raise CheckpointError(f"{path}: {kind} ({type(exc).__name__}: {exc})") from exc
 
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         hint = ""
@@ -122,7 +155,9 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
             hint = " It looks like a bare state_dict; wrap it with save_checkpoint() and its model config."
         raise CheckpointError(f"{path}: not an underwater_detection checkpoint (no '{FORMAT}' header).{hint}")
     version = payload.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise CheckpointError(f"{path}: invalid checkpoint format_version {version!r}")
+    if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: checkpoint format version {version!r} is newer than this software supports ({FORMAT_VERSION}); "
             "update underwater_detection"

@@ -138,18 +138,17 @@ class DRNet(SingleShotDetector):
         self.tcb = TransferConnectionNeck(backbone.out_channels, channels, batch_norm)
         num_levels = len(backbone.out_channels)
         self.feature_offsets = FeatureOffsetPredictor(num_levels, anchors_per_cell, kernels)
-        self.odm_loc = DeformablePredictor(self.tcb.out_channels, anchors_per_cell, 4, kernels)
-        self.odm_conf = DeformablePredictor(self.tcb.out_channels, anchors_per_cell, num_classes + 1, kernels)
+        self.odm_head = DeformablePredictor(self.tcb.out_channels, anchors_per_cell, (4, num_classes + 1), kernels)
 
     def forward(self, x: torch.Tensor) -> HeadOutputs:
         feats = self._features(x)
         arm_loc, arm_conf = self.arm(feats)
         assert arm_conf is not None
         offsets = self.feature_offsets(arm_loc)
-        odm_feats = self.tcb(feats)
+        odm_loc, odm_conf = self.odm_head(self.tcb(feats), offsets)
         return HeadOutputs(
-            loc=flatten_levels(self.odm_loc(odm_feats, offsets), 4),
-            conf=flatten_levels(self.odm_conf(odm_feats, offsets), self.num_classes + 1),
+            loc=flatten_levels(odm_loc, 4),
+            conf=flatten_levels(odm_conf, self.num_classes + 1),
             arm_loc=flatten_levels(arm_loc, 4),
             arm_conf=flatten_levels(arm_conf, 2),
         )

@@ -23,11 +23,14 @@ def build_model(spec: ModelSpec | str, num_classes: int, pretrained_backbone: bo
         backbone_cfg["pretrained"] = pretrained_backbone
     try:
         backbone = build_backbone(name, **backbone_cfg)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise ValueError(f"model '{spec.name}': bad options for backbone '{name}': {exc}") from exc
-    return ARCHITECTURES[spec.architecture](
-        backbone, num_classes, anchors_per_cell=spec.anchors.anchors_per_cell, **spec.head
-    )
+    try:
+        return ARCHITECTURES[spec.architecture](
+            backbone, num_classes, anchors_per_cell=spec.anchors.anchors_per_cell, **spec.head
+        )
+    except TypeError as exc:
+        raise ValueError(f"model '{spec.name}': bad head options {spec.head}: {exc}") from exc
 
 
 def preprocess_config(spec: ModelSpec, model: nn.Module) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from ..ops.postprocess import PostprocessConfig
 from ..ops.priors import PriorConfig, check_input_size
 
 ARCHITECTURE_NAMES = ("ssd4s", "refinedet", "drnet")
+BACKBONE_STRIDES = (8, 16, 32, 64)
 _TOP_LEVEL_KEYS = {
     "name", "architecture", "input_size", "backbone", "head", "anchors", "variances", "preprocess",
     "postprocess", "description",
@@ -65,6 +66,11 @@ class ModelSpec:
         if len(self.input_size) != 2:
             raise ValueError(f"model '{self.name}': input_size must be [height, width], got {self.input_size}")
         self.input_size = (int(self.input_size[0]), int(self.input_size[1]))
+        if tuple(self.anchors.strides) != BACKBONE_STRIDES:
+            raise ValueError(
+                f"model '{self.name}': anchors.strides must be {list(BACKBONE_STRIDES)}, the output strides of every "
+                f"backbone, got {list(self.anchors.strides)} (anchors and head outputs would not line up)"
+            )
         check_input_size(*self.input_size, self.anchors)
         if "name" not in self.backbone:
             raise ValueError(f"model '{self.name}': backbone needs a 'name'")
@@ -85,6 +91,16 @@ class ModelSpec:
         if missing:
             raise ValueError(f"model config is missing {sorted(missing)}")
         cfg = copy.deepcopy(cfg)
+        size = cfg["input_size"]
+        if (
+            not isinstance(size, (list, tuple))
+            or len(size) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in size)
+        ):
+            raise ValueError(f"input_size must be [height, width] integers, got {size!r}")
+        for key in ("backbone", "head", "anchors", "postprocess", "preprocess"):
+            if cfg.get(key) is not None and not isinstance(cfg[key], dict):
+                raise ValueError(f"'{key}' must be a mapping of options, got {cfg[key]!r}")
         return cls(
             name=str(cfg["name"]),
             architecture=str(cfg["architecture"]),

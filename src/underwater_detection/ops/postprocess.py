@@ -28,7 +28,8 @@ class PostprocessConfig:
             raise ValueError(f"score_threshold must be in [0, 1), got {self.score_threshold}")
         if not 0.0 < self.nms_iou <= 1.0:
             raise ValueError(f"nms_iou must be in (0, 1], got {self.nms_iou}")
-        if self.pre_nms_top_k < 1 or self.max_detections < 1:
+        ints = (self.pre_nms_top_k, self.max_detections)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in ints) or min(ints) < 1:
             raise ValueError(
                 f"pre_nms_top_k ({self.pre_nms_top_k}) and max_detections ({self.max_detections}) must be >= 1"
             )

@@ -1,0 +1,139 @@
+"""The ``uwdet`` command line, run as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from underwater_detection.models.checkpoint import CheckpointError, save_checkpoint
+from underwater_detection.models.registry import build_model
+from underwater_detection.models.spec import available_model_specs, load_model_spec
+
+REPO = Path(__file__).resolve().parents[1]
+CLASSES = ["sea_cucumber", "sea_urchin", "scallop", "starfish"]
+
+
+def uwdet(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    env["OMP_NUM_THREADS"] = "1"
+    return subprocess.run(
+        [sys.executable, "-m", "underwater_detection.cli", *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> str:
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("uwdet: error:")]
+    assert len(errors) == 1, proc.stderr
+    for frag in fragments:
+        assert frag in errors[0], errors[0]
+    assert proc.stdout == ""
+    return errors[0]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    spec = load_model_spec("ssd4s_lite")
+    model = build_model(spec, len(CLASSES))
+    path = tmp_path_factory.mktemp("ckpt") / "ssd4s_lite.pt"
+    return save_checkpoint(path, model, spec, CLASSES, provenance={"seed": 0}, metrics={"mAP": 0.25})
+
+
+def test_models_lists_every_config():
+    proc = uwdet("models")
+    assert proc.returncode == 0, proc.stderr
+    names = [line.split()[0] for line in proc.stdout.splitlines() if line.strip()]
+    assert names == available_model_specs()
+    assert {p.stem for p in (REPO / "config" / "models").glob("*.yaml")} <= set(names)
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("drnet_lite "))
+    assert "drnet" in line.split()[1] and "backbone=lite" in line
+
+
+def test_bench_models_table_and_json(tmp_path):
+    out = tmp_path / "bench" / "rows.json"
+    proc = uwdet(
+        "bench-models", "--models", "ssd4s_lite", "--backbones", "lite", "--repeats", "2", "--warmup", "1",
+        "--size", "128", "--threads", "1", "--json", str(out),
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows[0].split("|")[1].strip() == "name"
+    body = [[cell.strip() for cell in r.split("|")[1:-1]] for r in rows[1:]]
+    assert [(r[0], r[1]) for r in body] == [("ssd4s_lite", "model"), ("lite", "backbone")]
+    assert "128x128" in proc.stdout and "median of 2 after 1 warm-up" in proc.stdout
+    assert f"wrote {out}" in proc.stdout
+
+    payload = json.loads(out.read_text())
+    assert payload["environment"]["threads"] == 1
+    assert payload["environment"]["torch"] == torch.__version__
+    assert [(r["name"], r["kind"]) for r in payload["rows"]] == [("ssd4s_lite", "model"), ("lite", "backbone")]
+    for row in payload["rows"]:
+        assert row["params_m"] > 0 and row["gflops"] > 0
+        assert 0 < row["forward_ms_median"] <= row["forward_ms_p90"]
+        assert row["input_size"] == [128, 128] and row["repeats"] == 2
+    # the model contains the backbone, so it is bigger on both counts
+    model, backbone = payload["rows"]
+    assert model["params_m"] > backbone["params_m"] and model["gflops"] > backbone["gflops"]
+    # the table shows the same numbers as the JSON
+    assert float(body[0][2]) == pytest.approx(model["params_m"], abs=0.006)
+
+
+def test_bench_models_rejects_bad_size():
+    line = assert_one_line_error(uwdet("bench-models", "--size", "100"), "100x100", "multiples of 64")
+    assert "320x320" in line  # says what would work
+
+
+def test_bench_models_unknown_model():
+    assert_one_line_error(uwdet("bench-models", "--models", "nope", "--backbones"), "'nope'", "ssd4s_lite")
+
+
+def test_inspect_prints_the_model_card(checkpoint):
+    proc = uwdet("inspect", str(checkpoint))
+    assert proc.returncode == 0, proc.stderr
+    card = json.loads(proc.stdout)
+    assert card["class_names"] == CLASSES
+    assert card["spec"]["name"] == "ssd4s_lite" and card["spec"]["input_size"] == [320, 320]
+    assert card["provenance"] == {"seed": 0} and card["metrics"] == {"mAP": 0.25}
+    assert set(card["preprocess"]) == {"mean", "std", "color"}
+    assert card["tensors"] > 0 and card["parameters"] > 100_000
+
+
+@pytest.mark.parametrize("kind", ["random", "truncated", "missing"])
+def test_inspect_bad_file_is_one_line_error(tmp_path, checkpoint, kind):
+    path = tmp_path / f"{kind}.pt"
+    if kind == "random":
+        path.write_bytes(np.random.default_rng(1234).bytes(4096))
+    elif kind == "truncated":
+        data = checkpoint.read_bytes()
+        path.write_bytes(data[: len(data) // 3])
+    assert_one_line_error(uwdet("inspect", str(path)), str(path))
+
+
+def test_bad_arguments_exit_2():
+    proc = uwdet("bench-models", "--size", "big")
+    assert proc.returncode == 2 and "size must be N or HxW" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_inspect_checkpoint_with_tensor_metric(tmp_path):
+    torch.manual_seed(0)
+    spec = load_model_spec("ssd4s_lite")
+    model = build_model(spec, len(CLASSES))
+    path = tmp_path / "t.pt"
+    try:
+        save_checkpoint(path, model, spec, CLASSES, metrics={"mAP": torch.tensor(0.5)})
+    except (TypeError, ValueError, CheckpointError):
+        return  # refusing at save time would fix it too
+    proc = uwdet("inspect", str(path))
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode in (0, 2)
