@@ -68,12 +68,14 @@ def cmd_bench_models(args: argparse.Namespace) -> int:
     try:
         rows = bm.run_benchmark(
             models, backbones, size=args.size, threads=args.threads, warmup=args.warmup, repeats=args.repeats,
+            tune_allocator=not args.no_allocator_tuning,
             progress=lambda msg: print(f"  timing {msg} ...", file=sys.stderr, flush=True),
         )
     except (ValueError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from exc
     print(f"bench-models: {args.size[0]}x{args.size[1]}, batch 1, {args.threads} threads, "
-          f"median of {args.repeats} after {args.warmup} warm-up")
+          f"median of {args.repeats} after {args.warmup} warm-up, "
+          f"allocator tuning {'off' if args.no_allocator_tuning else 'on'}")
     print(bm.format_table(rows))
     if args.json:
         print(f"wrote {bm.write_json(args.json, rows, args.threads)}")
@@ -120,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--repeats", type=_positive_int, default=20, help="timed forwards per model (median reported)")
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    p.add_argument("--no-allocator-tuning", action="store_true",
+                   help="leave glibc's malloc thresholds alone (see engine/runtime.py)")
     p.set_defaults(func=cmd_bench_models)
 
     p = sub.add_parser("models", help="list the model configs in config/models")

@@ -26,6 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..models.backbones import build_backbone
 from ..models.registry import build_model
 from ..models.spec import load_model_spec
+from .runtime import configure_cpu_runtime
 
 DEFAULT_MODELS = (
     "ssd4s_lite", "refinedet_lite", "drnet_lite",
@@ -101,10 +102,11 @@ def run_benchmark(
     repeats: int = 20,
     num_classes: int = 4,
     progress: Callable[[str], None] | None = None,
+    tune_allocator: bool = True,
 ) -> list[BenchRow]:
     if repeats < 1 or warmup < 0:
         raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats}, {warmup}")
-    torch.set_num_threads(threads)
+    configure_cpu_runtime(threads, tune_allocator)
     rows = []
     for name in models:
         if progress:
@@ -132,9 +134,12 @@ def format_table(rows: Sequence[BenchRow]) -> str:
 
 
 def environment_info(threads: int) -> dict[str, object]:
+    from .runtime import _allocator_tuned
+
     return {
         "torch": torch.__version__,
         "threads": threads,
+        "allocator_tuned": _allocator_tuned,
         "cpu": platform.processor() or platform.machine(),
         "python": platform.python_version(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
