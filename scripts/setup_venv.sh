@@ -26,8 +26,10 @@ fi
 
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 # torch first and pinned: any unpinned spec would pull a multi-GB CUDA build.
+# TORCH_INDEX_URL (optional) points pip at another index for that wheel, e.g. PyTorch's CPU-only index on a
+# machine where the default would pull a CUDA build.
 if ! "$VENV/bin/python" -c "import torch, sys; sys.exit(0 if torch.__version__.split('+')[0] == '${TORCH_SPEC#torch==}' else 1)" 2>/dev/null; then
-  "${PIP[@]}" install -q "$TORCH_SPEC"
+  "${PIP[@]}" install -q ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} "$TORCH_SPEC"
 fi
 "${PIP[@]}" install -q -r requirements.txt
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e .

@@ -111,11 +111,14 @@ def test_round_trip_preserves_outputs_and_metadata(tmp_path, name):
     _assert_same_outputs(before, _forward(loaded, x))
 
     assert ckpt.class_names == CLASSES
-    assert ckpt.spec.to_dict() == spec.to_dict()
+    # the file stores one normalisation: the resolved one, also written into the spec
+    assert {**ckpt.spec.to_dict(), "preprocess": None} == {**spec.to_dict(), "preprocess": None}
+    assert ckpt.spec.preprocess == ckpt.preprocess
     assert ckpt.spec.name == name
     assert ckpt.preprocess == preprocess_config(spec, model)
     assert set(ckpt.preprocess) == {"mean", "std", "color"}
-    assert ckpt.provenance == PROVENANCE
+    assert {k: ckpt.provenance[k] for k in PROVENANCE} == PROVENANCE
+    assert {"saved_at", "torch", "underwater_detection"} <= set(ckpt.provenance)
     assert ckpt.metrics == METRICS
     assert ckpt.path == path
 
@@ -130,8 +133,9 @@ def test_file_is_plain_data_for_weights_only_torch_load(ssd_saved):
     assert payload["format"] == FORMAT
     assert payload["format_version"] == FORMAT_VERSION
     assert payload["class_names"] == CLASSES
-    assert payload["spec"] == spec.to_dict()
-    assert payload["provenance"] == PROVENANCE and payload["metrics"] == METRICS
+    assert {**payload["spec"], "preprocess": None} == {**spec.to_dict(), "preprocess": None}
+    assert payload["spec"]["preprocess"] == payload["preprocess"]
+    assert {k: payload["provenance"][k] for k in PROVENANCE} == PROVENANCE and payload["metrics"] == METRICS
     state = payload["state_dict"]
     assert set(state) == set(model.state_dict())
     for key, value in model.state_dict().items():

@@ -89,3 +89,39 @@ def test_negative_anchor_filtering_removes_confident_background():
 def test_mismatched_anchor_count_is_a_clear_error():
     with pytest.raises(ValueError, match="anchors but the head predicts"):
         MultiBoxLoss()(_outputs(2, False), generate_priors(512, 512), _targets())
+
+
+@pytest.mark.parametrize(
+    "boxes,labels,message",
+    [
+        ([[10.0, 10.0, 40.0, 50.0]], [0], "normalised"),
+        ([[0.5, 0.5, 0.5, 0.6]], [0], "zero or negative width"),
+        ([[0.1, 0.1, 0.2, 0.2]], [-1], "labels must be class indices"),
+        ([[0.1, 0.1, 0.2, 0.2]], [C], "labels must be class indices"),
+        ([[0.1, float("nan"), 0.2, 0.2]], [0], "non-finite"),
+    ],
+)
+def test_bad_targets_are_rejected_with_a_clear_message(boxes, labels, message):
+    bad = Targets(torch.tensor(boxes), torch.tensor(labels))
+    with pytest.raises(ValueError, match=message):
+        MultiBoxLoss()(_outputs(1, False), generate_priors(320, 320), [bad])
+
+
+def test_min_negatives_lets_empty_images_teach_background():
+    outputs = _outputs(1, False)
+    empty = [Targets(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long))]
+    assert MultiBoxLoss()(outputs, generate_priors(320, 320), empty)["loss"].item() == 0.0
+    with_min = MultiBoxLoss(min_negatives_per_image=16)(outputs, generate_priors(320, 320), empty)
+    assert with_min["odm_conf"].item() > 0  # normalised by max(N, 1) = 1
+
+
+def test_two_step_without_objectness_has_no_arm_conf_term():
+    outputs = _outputs(1, True)._replace(arm_conf=None)
+    terms = MultiBoxLoss()(outputs, generate_priors(320, 320), _targets()[:1])
+    assert terms["arm_conf"].item() == 0.0 and terms["arm_loc"].item() > 0
+
+
+def test_loss_runs_in_float32_for_half_outputs():
+    outputs = HeadOutputs(*(t.detach().half() for t in _outputs(1, True)))
+    terms = MultiBoxLoss()(outputs, generate_priors(320, 320), _targets()[:1])
+    assert terms["loss"].dtype == torch.float32 and torch.isfinite(terms["loss"])

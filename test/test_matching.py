@@ -44,3 +44,20 @@ def test_no_objects_gives_all_background():
     anchors = generate_priors(320, 320)
     matched, labels = match_anchors(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long), anchors)
     assert labels.shape == (6375,) and labels.sum() == 0 and matched.abs().sum() == 0
+
+
+def test_two_objects_sharing_a_best_anchor_both_get_a_positive():
+    anchors = generate_priors(320, 320)
+    # two tiny objects inside the same stride-8 cell: same best anchor
+    a = torch.tensor([[0.500, 0.500, 0.510, 0.510]])
+    b = torch.tensor([[0.501, 0.501, 0.511, 0.511]])
+    iou = box_iou(torch.cat([a, b]), center_to_corners(anchors))
+    assert iou[0].argmax() == iou[1].argmax()
+    matched, labels = match_anchors(torch.cat([a, b]), torch.tensor([0, 1]), anchors)
+    assert (labels == 1).sum() >= 1 and (labels == 2).sum() >= 1
+
+
+def test_zero_area_box_is_not_force_matched():
+    anchors = generate_priors(320, 320)
+    _, labels = match_anchors(torch.tensor([[0.5, 0.5, 0.5, 0.6]]), torch.tensor([0]), anchors)
+    assert labels.sum() == 0

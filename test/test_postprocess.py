@@ -279,3 +279,22 @@ def test_config_dict_round_trip_and_unknown_keys():
     assert PostprocessConfig() == PostprocessConfig(0.01, 0.45, 400, 200)  # the papers' defaults
     with pytest.raises(ValueError, match=r"unknown postprocess keys \['top_k'\]"):
         PostprocessConfig.from_dict({"top_k": 5})
+
+
+def test_boxes_outside_the_image_and_non_finite_boxes_are_dropped():
+    from underwater_detection.ops.postprocess import select_detections
+
+    boxes = torch.tensor([[1.2, 1.2, 1.5, 1.5], [0.1, 0.1, 0.3, 0.3], [float("nan"), 0.1, 0.2, 0.2]])
+    scores = torch.tensor([[0.99], [0.6], [0.95]])
+    dets = select_detections(boxes, scores)
+    assert len(dets) == 1 and torch.allclose(dets.boxes[0], boxes[1])
+
+
+def test_prior_count_mismatch_is_a_clear_error():
+    from underwater_detection.ops.outputs import HeadOutputs
+    from underwater_detection.ops.postprocess import postprocess
+    from underwater_detection.ops.priors import generate_priors
+
+    out = HeadOutputs(torch.zeros(1, 6375, 4), torch.zeros(1, 6375, 5))
+    with pytest.raises(ValueError, match="anchors but the head predicts"):
+        postprocess(out, generate_priors(512, 512))

@@ -71,7 +71,7 @@ def cmd_bench_models(args: argparse.Namespace) -> int:
             tune_allocator=not args.no_allocator_tuning,
             progress=lambda msg: print(f"  timing {msg} ...", file=sys.stderr, flush=True),
         )
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:  # RuntimeError: e.g. effnet package missing
         raise UserError(str(exc)) from exc
     print(f"bench-models: {args.size[0]}x{args.size[1]}, batch 1, {args.threads} threads, "
           f"median of {args.repeats} after {args.warmup} warm-up, "
@@ -85,10 +85,16 @@ def cmd_bench_models(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from .models.spec import available_model_specs, load_model_spec
 
+    status = 0
     for name in available_model_specs():
-        spec = load_model_spec(name)
+        try:
+            spec = load_model_spec(name)
+        except (ValueError, FileNotFoundError) as exc:  # one broken YAML must not hide the others
+            print(f"{name:<20} INVALID: {exc}")
+            status = 1
+            continue
         print(f"{name:<20} {spec.architecture:<10} backbone={spec.backbone['name']:<20} {spec.description}")
-    return 0
+    return status
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:

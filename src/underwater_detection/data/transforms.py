@@ -40,7 +40,9 @@ def image_to_tensor(
         raise ValueError(f"image color order must be 'rgb' or 'bgr', got {color!r}")
     h_in, w_in = input_size
     if image.shape[:2] != (h_in, w_in):
-        image = cv2.resize(image, (w_in, h_in), interpolation=cv2.INTER_LINEAR)
+        # INTER_AREA when shrinking (a 1080p frame to 320 px would alias with bilinear), bilinear otherwise
+        shrinking = image.shape[0] > h_in and image.shape[1] > w_in
+        image = cv2.resize(image, (w_in, h_in), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
     if color != preprocess["color"]:
         image = image[..., ::-1]
     mean = np.asarray(preprocess["mean"], np.float32)

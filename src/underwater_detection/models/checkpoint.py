@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import __version__
 from .registry import build_model, preprocess_config
 from .spec import ModelSpec, validate_preprocess
 
@@ -100,13 +102,21 @@ def save_checkpoint(
     head_classes = getattr(model, "num_classes", len(names))
     if head_classes != len(names):
         raise CheckpointError(f"{path}: model predicts {head_classes} classes but {len(names)} class names were given")
+    preprocess = preprocess_config(spec, model)
+    spec_dict = spec.to_dict()
+    spec_dict["preprocess"] = preprocess  # one value in the file: the one the weights were trained with
+    base_provenance = {
+        "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "torch": torch.__version__,
+        "underwater_detection": __version__,
+    }
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "spec": spec.to_dict(),
+        "spec": spec_dict,
         "class_names": names,
-        "preprocess": preprocess_config(spec, model),
-        "provenance": to_plain_data(dict(provenance or {}), "provenance"),
+        "preprocess": preprocess,
+        "provenance": to_plain_data({**base_provenance, **dict(provenance or {})}, "provenance"),
         "metrics": to_plain_data(dict(metrics or {}), "metrics"),
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
     }
@@ -208,7 +218,7 @@ def load_model(
     ckpt = read_checkpoint(path)
     try:
         model = build_model(ckpt.spec, ckpt.num_classes, pretrained_backbone=False)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RuntimeError) as exc:
         raise CheckpointError(f"{ckpt.path}: cannot build the model it describes: {exc}") from exc
     mismatch = _describe_mismatch(model, ckpt.state_dict)
     if mismatch:

@@ -6,7 +6,10 @@
   Negative anchor filtering (theta 0.99) is on by default, switchable.
 * DRNet: RefineDet's ARM and TCBs, plus anchor-offset detection: the ODM head is a (multi-)deformable conv
   whose sampling offsets are a learned 1x1 mapping of ``ar`` (Eq. 3-5). No negative anchor filtering by
-  default (the paper drops it: hard negative mining has a similar effect), but it stays switchable.
+  default (the paper drops it: hard negative mining has a similar effect), but it stays switchable. Without
+  NAF the ARM has no objectness head at all: DRNet's loss (III-D) has no ARM confidence term, and a head
+  nobody reads would only pull the backbone towards a task it is not used for. ``ar`` is not detached on
+  its way into the offset predictor: the paper trains end to end and does not say otherwise.
 
 All return :class:`~underwater_detection.ops.outputs.HeadOutputs`; the loss, decoding and NMS are shared.
 """
@@ -33,8 +36,6 @@ def _check_head_keys(architecture: str, head: dict[str, Any], allowed: set[str])
 
 class SingleShotDetector(nn.Module):
     """Shared plumbing: backbone, class count, anchor count, input validation."""
-
-    two_step = False
 
     def __init__(self, backbone: nn.Module, num_classes: int, anchors_per_cell: int) -> None:
         super().__init__()
@@ -81,8 +82,6 @@ class AnchorRefinementModule(nn.Module):
 
 
 class RefineDet(SingleShotDetector):
-    two_step = True
-
     def __init__(
         self,
         backbone: nn.Module,
@@ -115,8 +114,6 @@ class RefineDet(SingleShotDetector):
 
 
 class DRNet(SingleShotDetector):
-    two_step = True
-
     def __init__(
         self,
         backbone: nn.Module,
@@ -134,7 +131,7 @@ class DRNet(SingleShotDetector):
         if not kernels or any(k < 1 or k % 2 == 0 for k in kernels):
             raise ValueError(f"drnet: deform_kernels must be odd sizes >= 1, got {deform_kernels}")
         self.naf_threshold = naf_threshold
-        self.arm = AnchorRefinementModule(backbone.out_channels, anchors_per_cell)
+        self.arm = AnchorRefinementModule(backbone.out_channels, anchors_per_cell, objectness=naf_threshold is not None)
         self.tcb = TransferConnectionNeck(backbone.out_channels, channels, batch_norm)
         num_levels = len(backbone.out_channels)
         self.feature_offsets = FeatureOffsetPredictor(num_levels, anchors_per_cell, kernels)
@@ -143,14 +140,13 @@ class DRNet(SingleShotDetector):
     def forward(self, x: torch.Tensor) -> HeadOutputs:
         feats = self._features(x)
         arm_loc, arm_conf = self.arm(feats)
-        assert arm_conf is not None
         offsets = self.feature_offsets(arm_loc)
         odm_loc, odm_conf = self.odm_head(self.tcb(feats), offsets)
         return HeadOutputs(
             loc=flatten_levels(odm_loc, 4),
             conf=flatten_levels(odm_conf, self.num_classes + 1),
             arm_loc=flatten_levels(arm_loc, 4),
-            arm_conf=flatten_levels(arm_conf, 2),
+            arm_conf=None if arm_conf is None else flatten_levels(arm_conf, 2),
         )
 
 

@@ -113,7 +113,7 @@ class DeformablePredictor(nn.Module):
         for level, feature in enumerate(features):
             total = None
             for path, path_offsets in zip(self.paths, offsets):
-                out = path[level](feature, path_offsets[level].to(feature.dtype))
+                out = path[level](feature, path_offsets[level])  # offsets stay fp32 (see FeatureOffsetPredictor)
                 total = out if total is None else total + out
             assert total is not None
             for group, part in zip(groups, torch.split(total, self.split, dim=1)):

@@ -17,12 +17,44 @@ from ..ops.box_coding import DEFAULT_VARIANCES
 from ..ops.postprocess import PostprocessConfig
 from ..ops.priors import PriorConfig, check_input_size
 
-ARCHITECTURE_NAMES = ("ssd4s", "refinedet", "drnet")
+STATIC_ARCHITECTURES = ("ssd4s", "refinedet", "drnet")
+TEMPORAL_ARCHITECTURES = ("trnet", "tdrnet")
+ARCHITECTURE_NAMES = STATIC_ARCHITECTURES + TEMPORAL_ARCHITECTURES
 BACKBONE_STRIDES = (8, 16, 32, 64)
 _TOP_LEVEL_KEYS = {
     "name", "architecture", "input_size", "backbone", "head", "anchors", "variances", "preprocess",
-    "postprocess", "description",
+    "postprocess", "description", "reference_backbone", "temporal",
 }
+_TEMPORAL_KEYS = {"key_interval", "soft_coefficient", "max_gap_s"}
+
+
+def validate_temporal(cfg: dict[str, Any] | None, model_name: str = "?") -> dict[str, Any]:
+    """Default key-frame interval k, soft coefficient e and max stamp gap for a temporal model."""
+    cfg = dict(cfg or {})
+    unknown = set(cfg) - _TEMPORAL_KEYS
+    if unknown:
+        raise ValueError(f"model '{model_name}': unknown temporal keys {sorted(unknown)}; known: {sorted(_TEMPORAL_KEYS)}")
+    out = {"key_interval": cfg.get("key_interval", 4), "soft_coefficient": cfg.get("soft_coefficient", 1.0),
+           "max_gap_s": cfg.get("max_gap_s", 1.0)}
+    validate_key_interval(out["key_interval"])
+    validate_soft_coefficient(out["soft_coefficient"])
+    if not isinstance(out["max_gap_s"], (int, float)) or isinstance(out["max_gap_s"], bool) or out["max_gap_s"] <= 0:
+        raise ValueError(f"model '{model_name}': temporal.max_gap_s must be a positive number, got {out['max_gap_s']!r}")
+    out["soft_coefficient"] = float(out["soft_coefficient"])
+    out["max_gap_s"] = float(out["max_gap_s"])
+    return out
+
+
+def validate_key_interval(k: Any) -> int:
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"key-frame interval k must be an integer >= 1, got {k!r}")
+    return k
+
+
+def validate_soft_coefficient(e: Any) -> float:
+    if not isinstance(e, (int, float)) or isinstance(e, bool) or not 0.0 <= float(e) <= 1.0:
+        raise ValueError(f"soft refinement coefficient e must be a number in [0, 1], got {e!r}")
+    return float(e)
 _COLOR_ORDERS = ("rgb", "bgr")
 
 
@@ -40,7 +72,7 @@ def model_config_dirs() -> list[Path]:
         from ament_index_python.packages import get_package_share_directory  # type: ignore[import-not-found]
 
         dirs.append(Path(get_package_share_directory("underwater_detection")) / "config" / "models")
-    except Exception:  # noqa: BLE001 - ament index absent or package not installed: fine
+    except (ImportError, LookupError, ValueError):  # no ROS here, or the package is not in an ament index
         pass
     return dirs
 
@@ -57,6 +89,12 @@ class ModelSpec:
     preprocess: dict[str, Any] | None = None  # None -> the backbone's default normalisation
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     description: str = ""
+    reference_backbone: dict[str, Any] | None = None  # TRNet/TDRNet: the RG's own backbone
+    temporal: dict[str, Any] | None = None  # TRNet/TDRNet: default k, e, max_gap_s
+
+    @property
+    def is_temporal(self) -> bool:
+        return self.architecture in TEMPORAL_ARCHITECTURES
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURE_NAMES:
@@ -74,6 +112,16 @@ class ModelSpec:
         check_input_size(*self.input_size, self.anchors)
         if "name" not in self.backbone:
             raise ValueError(f"model '{self.name}': backbone needs a 'name'")
+        if self.is_temporal:
+            if not self.reference_backbone or "name" not in self.reference_backbone:
+                raise ValueError(
+                    f"model '{self.name}': {self.architecture} needs a 'reference_backbone' with a 'name' (the RG's backbone)"
+                )
+            self.temporal = validate_temporal(self.temporal, self.name)
+        elif self.reference_backbone is not None or self.temporal is not None:
+            raise ValueError(
+                f"model '{self.name}': 'reference_backbone' and 'temporal' only apply to {TEMPORAL_ARCHITECTURES}"
+            )
         if len(self.variances) != 2 or min(self.variances) <= 0:
             raise ValueError(f"model '{self.name}': variances must be two positive numbers, got {self.variances}")
         self.variances = (float(self.variances[0]), float(self.variances[1]))
@@ -98,7 +146,7 @@ class ModelSpec:
             or not all(isinstance(v, int) and not isinstance(v, bool) for v in size)
         ):
             raise ValueError(f"input_size must be [height, width] integers, got {size!r}")
-        for key in ("backbone", "head", "anchors", "postprocess", "preprocess"):
+        for key in ("backbone", "head", "anchors", "postprocess", "preprocess", "reference_backbone", "temporal"):
             if cfg.get(key) is not None and not isinstance(cfg[key], dict):
                 raise ValueError(f"'{key}' must be a mapping of options, got {cfg[key]!r}")
         return cls(
@@ -112,6 +160,8 @@ class ModelSpec:
             preprocess=cfg.get("preprocess"),
             postprocess=PostprocessConfig.from_dict(cfg.get("postprocess")),
             description=str(cfg.get("description", "")),
+            reference_backbone=None if cfg.get("reference_backbone") is None else dict(cfg["reference_backbone"]),
+            temporal=None if cfg.get("temporal") is None else dict(cfg["temporal"]),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -127,6 +177,8 @@ class ModelSpec:
             "preprocess": copy.deepcopy(self.preprocess),
             "postprocess": self.postprocess.to_dict(),
             "description": self.description,
+            "reference_backbone": copy.deepcopy(self.reference_backbone),
+            "temporal": copy.deepcopy(self.temporal),
         }
 
     def with_input_size(self, height: int, width: int) -> "ModelSpec":

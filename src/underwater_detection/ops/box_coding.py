@@ -60,7 +60,7 @@ def decode_to_center(
 ) -> torch.Tensor:
     """Apply offsets to anchors and stay in ``(cx, cy, w, h)``: the form a second decoding step needs."""
     cxy = anchors[..., :2] + offsets[..., :2] * variances[0] * anchors[..., 2:]
-    wh = anchors[..., 2:] * torch.exp((offsets[..., 2:] * variances[1]).clamp(max=_MAX_LOG_SCALE))
+    wh = anchors[..., 2:] * torch.exp((offsets[..., 2:] * variances[1]).clamp(-_MAX_LOG_SCALE, _MAX_LOG_SCALE))
     return torch.cat([cxy, wh], dim=-1)
 
 

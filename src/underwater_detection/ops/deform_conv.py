@@ -239,6 +239,9 @@ def deform_conv2d(
     if _use_fast_path(input):
         tv_op = _load_torchvision_deform_conv2d()
         assert tv_op is not None  # guaranteed by _use_fast_path
+        # the compiled kernel needs one dtype for all operands (the pure path keeps offsets in fp32)
+        offset = offset.to(input.dtype)
+        mask = None if mask is None else mask.to(input.dtype)
         return tv_op(
             input, offset, weight, bias,
             stride=stride_, padding=padding_, dilation=dilation_, mask=mask,

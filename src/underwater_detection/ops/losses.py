@@ -14,6 +14,12 @@ RefineDet Eq. 1 / DRNet section III-D:
   background are ignored by the ODM loss, neither positives nor mined negatives.
 * Each term is divided by its own number of positives; a batch with no objects gives an exact zero loss
   (with a graph, so ``backward()`` still works) instead of a division by zero.
+* ``min_negatives_per_image`` (default 0 = SSD/RefineDet) lets object-free frames, common on an empty
+  seabed, still contribute their hardest negatives.
+* DRNet's loss (section III-D) has no ARM confidence term; a model built without an objectness head
+  (``arm_conf is None``) gets exactly that.
+* Matching, encoding and the losses run in float32 even under autocast: IoU near 0.5 and ``log`` in the box
+  coding are too coarse in fp16.
 """
 from __future__ import annotations
 
@@ -35,9 +41,37 @@ class Targets:
     boxes: torch.Tensor
     labels: torch.Tensor
 
+    def validate(self, num_classes: int, where: str = "target") -> None:
+        """Bad annotations fail loudly here, not as a silent background label or a loss spike."""
+        boxes, labels = self.boxes, self.labels
+        if boxes.dim() != 2 or boxes.shape[1] != 4 or labels.dim() != 1 or labels.shape[0] != boxes.shape[0]:
+            raise ValueError(f"{where}: boxes must be (G, 4) and labels (G,), got {tuple(boxes.shape)} and {tuple(labels.shape)}")
+        if boxes.numel() == 0:
+            return
+        if not torch.isfinite(boxes).all():
+            raise ValueError(f"{where}: non-finite box coordinates")
+        tol = 1e-3
+        if boxes.min() < -tol or boxes.max() > 1 + tol:
+            raise ValueError(
+                f"{where}: boxes must be normalised to [0, 1] (x1, y1, x2, y2), got range "
+                f"[{float(boxes.min()):.3f}, {float(boxes.max()):.3f}]: pixel boxes?"
+            )
+        if ((boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])).any():
+            bad = boxes[(boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])][0].tolist()
+            raise ValueError(f"{where}: box with zero or negative width/height {bad}; drop it before training")
+        if labels.min() < 0 or labels.max() >= num_classes:
+            raise ValueError(
+                f"{where}: labels must be class indices in [0, {num_classes}), got range "
+                f"[{int(labels.min())}, {int(labels.max())}]"
+            )
+
 
 def hard_negative_mask(
-    class_loss: torch.Tensor, positives: torch.Tensor, ignore: torch.Tensor | None, neg_pos_ratio: float
+    class_loss: torch.Tensor,
+    positives: torch.Tensor,
+    ignore: torch.Tensor | None,
+    neg_pos_ratio: float,
+    min_negatives: int = 0,
 ) -> torch.Tensor:
     """Per image, select the ``ratio * num_pos`` highest-loss negatives (SSD section 2.2).
 
@@ -47,7 +81,8 @@ def hard_negative_mask(
     excluded = positives if ignore is None else positives | ignore
     ranking_loss[excluded] = -1.0  # cross-entropy is >= 0, so excluded anchors sort last
     candidates = (~excluded).sum(dim=1)
-    num_neg = torch.minimum((neg_pos_ratio * positives.sum(dim=1)).long(), candidates)
+    wanted = (neg_pos_ratio * positives.sum(dim=1)).long().clamp(min=min_negatives)
+    num_neg = torch.minimum(wanted, candidates)
     order = ranking_loss.argsort(dim=1, descending=True)
     rank = order.argsort(dim=1)
     return rank < num_neg.unsqueeze(1)
@@ -60,6 +95,7 @@ def multibox_terms(
     labels: torch.Tensor,
     ignore: torch.Tensor | None = None,
     neg_pos_ratio: float = 3.0,
+    min_negatives: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Summed (not yet normalised) smooth-L1 and cross-entropy over positives and mined negatives.
 
@@ -70,7 +106,7 @@ def multibox_terms(
         positives = positives & ~ignore
     num_classes = conf.shape[-1]
     ce = F.cross_entropy(conf.reshape(-1, num_classes), labels.reshape(-1), reduction="none").view_as(labels)
-    negatives = hard_negative_mask(ce, positives, ignore, neg_pos_ratio)
+    negatives = hard_negative_mask(ce, positives, ignore, neg_pos_ratio, min_negatives)
     conf_sum = ce[positives | negatives].sum()
     loc_sum = F.smooth_l1_loss(loc[positives], loc_targets[positives], reduction="sum", beta=1.0)
     return loc_sum, conf_sum, positives.sum()
@@ -84,6 +120,9 @@ class MultiBoxLoss(torch.nn.Module):
         neg_pos_ratio: hard negative mining ratio (3).
         variances: box coding variances (0.1, 0.2).
         naf_threshold: negative anchor filtering theta (0.99) or ``None`` to disable (DRNet's default).
+        min_negatives_per_image: hard negatives mined even from images without objects.
+
+    Build it with :meth:`for_model` so NAF and the variances come from the model and its spec.
     """
 
     def __init__(
@@ -92,6 +131,7 @@ class MultiBoxLoss(torch.nn.Module):
         neg_pos_ratio: float = 3.0,
         variances: Sequence[float] = DEFAULT_VARIANCES,
         naf_threshold: float | None = None,
+        min_negatives_per_image: int = 0,
     ) -> None:
         super().__init__()
         if not 0.0 < overlap_threshold < 1.0:
@@ -104,6 +144,14 @@ class MultiBoxLoss(torch.nn.Module):
         self.neg_pos_ratio = neg_pos_ratio
         self.variances = (float(variances[0]), float(variances[1]))
         self.naf_threshold = naf_threshold
+        if min_negatives_per_image < 0:
+            raise ValueError(f"min_negatives_per_image must be >= 0, got {min_negatives_per_image}")
+        self.min_negatives = int(min_negatives_per_image)
+
+    @classmethod
+    def for_model(cls, model: torch.nn.Module, variances: Sequence[float], **options: float) -> "MultiBoxLoss":
+        """The loss a model was designed with: its negative anchor filtering setting and the spec's variances."""
+        return cls(variances=variances, naf_threshold=getattr(model, "naf_threshold", None), **options)
 
     def _match_batch(
         self, targets: Sequence[Targets], anchors: torch.Tensor
@@ -131,7 +179,11 @@ class MultiBoxLoss(torch.nn.Module):
                 f"{priors.shape[0]} anchors but the head predicts {outputs.loc.shape[1]}: the input size or "
                 "anchor config does not match the model"
             )
-        priors = priors.to(outputs.loc)
+        num_classes = outputs.conf.shape[-1] - 1
+        for i, target in enumerate(targets):
+            target.validate(num_classes, f"image {i} of the batch")
+        outputs = HeadOutputs(*(None if t is None else t.float() for t in outputs))
+        priors = priors.to(device=outputs.loc.device, dtype=torch.float32)
         terms: dict[str, torch.Tensor] = {}
         zero = outputs.loc.sum() * 0.0  # keeps the graph so backward() works on object-free batches
 
@@ -142,15 +194,15 @@ class MultiBoxLoss(torch.nn.Module):
             binary = (labels > 0).long()
             if outputs.arm_conf is not None:
                 arm_loc_sum, arm_conf_sum, arm_pos = multibox_terms(
-                    outputs.arm_loc, outputs.arm_conf, loc_t, binary, None, self.neg_pos_ratio
+                    outputs.arm_loc, outputs.arm_conf, loc_t, binary, None, self.neg_pos_ratio, self.min_negatives
                 )
-            else:  # TRNet/TDRNet-style reference generators may predict offsets only
+            else:  # DRNet (III-D) and its RG: anchor offsets only, no objectness term
                 positives = binary > 0
                 arm_loc_sum = F.smooth_l1_loss(outputs.arm_loc[positives], loc_t[positives], reduction="sum")
                 arm_conf_sum, arm_pos = zero, positives.sum()
             n_arm = arm_pos.clamp(min=1).to(zero.dtype)
-            terms["arm_loc"] = arm_loc_sum / n_arm if arm_pos > 0 else zero
-            terms["arm_conf"] = arm_conf_sum / n_arm if arm_pos > 0 else zero
+            terms["arm_loc"] = arm_loc_sum / n_arm  # sums over no anchors are exact zeros
+            terms["arm_conf"] = arm_conf_sum / n_arm
             refined = refine_anchors(outputs.arm_loc.detach(), priors, self.variances, soft_coefficient)
             if self.naf_threshold is not None and outputs.arm_conf is not None:
                 ignore = F.softmax(outputs.arm_conf.detach(), dim=-1)[..., 0] > self.naf_threshold
@@ -160,11 +212,11 @@ class MultiBoxLoss(torch.nn.Module):
 
         loc_t, labels = self._match_batch(targets, odm_anchors)
         loc_sum, conf_sum, num_pos = multibox_terms(
-            outputs.loc, outputs.conf, loc_t, labels, ignore, self.neg_pos_ratio
+            outputs.loc, outputs.conf, loc_t, labels, ignore, self.neg_pos_ratio, self.min_negatives
         )
         n_odm = num_pos.clamp(min=1).to(zero.dtype)
-        terms["odm_loc"] = loc_sum / n_odm if num_pos > 0 else zero
-        terms["odm_conf"] = conf_sum / n_odm if num_pos > 0 else zero
+        terms["odm_loc"] = loc_sum / n_odm
+        terms["odm_conf"] = conf_sum / n_odm
         terms["loss"] = sum(terms.values(), zero)
         terms["num_pos"] = num_pos.detach()
         return terms

@@ -3,7 +3,9 @@
 Rule, in this order: (1) every anchor whose best IoU with a ground truth exceeds ``threshold`` is matched to
 that ground truth; (2) every ground truth then claims its single best anchor, whatever the IoU, so no object
 is left without a positive (small or oddly shaped objects would otherwise never be trained). Step 2 wins over
-step 1, and when two objects share the same best anchor the later one keeps it.
+step 1. When two objects share the same best anchor (small clustered urchins at stride 8), the first object
+keeps it and the next one is forced onto its best anchor that is still free, so neither is left without a
+positive. Ground truths with no overlap at all with any anchor (zero area) are never force-matched.
 
 The same function serves both regression steps: the ARM/RG matches against the original anchors, the ODM/RD
 against the (per-image) refined anchors.
@@ -42,15 +44,20 @@ def match_anchors(
         raise ValueError(f"{gt_boxes.shape[0]} ground-truth boxes but {gt_labels.shape[0]} labels")
 
     overlaps = box_iou(gt_boxes.to(anchors.dtype), center_to_corners(anchors))  # (G, A)
-    best_anchor_per_gt = overlaps.argmax(dim=1)  # (G,)
     best_gt_overlap, best_gt_idx = overlaps.max(dim=0)  # (A,)
 
-    # Force-match each ground truth to its best anchor (later objects win ties, deterministic).
-    best_gt_overlap = best_gt_overlap.index_fill(0, best_anchor_per_gt, 2.0)
+    # Force-match each ground truth to its best still-free anchor. A Python loop over G (objects per image,
+    # small) keeps the tie rule explicit and deterministic.
+    best_gt_overlap = best_gt_overlap.clone()
     best_gt_idx = best_gt_idx.clone()
-    # A Python loop, not one indexed assignment: with duplicate indices the winner of a vectorised write is
-    # unspecified, and G (objects per image) is small.
-    for gt_index, anchor_index in enumerate(best_anchor_per_gt.tolist()):
+    claimed = torch.zeros(num_anchors, dtype=torch.bool, device=anchors.device)
+    for gt_index in range(gt_boxes.shape[0]):
+        row = overlaps[gt_index].masked_fill(claimed, -1.0)
+        anchor_index = int(row.argmax())
+        if row[anchor_index] <= 0:
+            continue  # degenerate box: nothing to regress from
+        claimed[anchor_index] = True
+        best_gt_overlap[anchor_index] = 2.0
         best_gt_idx[anchor_index] = gt_index
 
     labels = gt_labels.to(torch.long)[best_gt_idx] + 1

@@ -1,5 +1,10 @@
 """From head outputs to final detections: decode, score, filter, per-class NMS (DRNet section III-D).
 
+Negative anchor filtering and the soft coefficient are arguments, not globals: pass the model's
+``naf_threshold`` and the stream's ``e`` (``engine.temporal.TemporalDetector`` does). Decoding runs in float32
+whatever the network's dtype. Boxes that leave the image entirely collapse to zero area when clipped; they are
+dropped (with non-finite ones) rather than handed to a grasp planner as corner points.
+
 Defaults follow the papers: candidates with score > 0.01, the 400 most confident kept per image before NMS
 (RefineDet), NMS at IoU 0.45 per class, at most 200 detections per image. All of them are configurable,
 because a grasp planner wants far fewer, far more confident boxes than an mAP evaluation does.
@@ -14,6 +19,9 @@ import torch.nn.functional as F
 from .box_coding import DEFAULT_VARIANCES, decode, decode_two_step
 from .nms import batched_nms
 from .outputs import HeadOutputs
+
+
+_MIN_SIDE = 1e-6  # normalised; a clipped box thinner than this has left the image
 
 
 @dataclass(frozen=True)
@@ -74,7 +82,13 @@ def decode_boxes(
     soft_coefficient: float = 1.0,
 ) -> torch.Tensor:
     """``(B, A, 4)`` corner boxes, two-step when the outputs carry ARM offsets."""
-    priors = priors.to(outputs.loc)
+    if priors.shape[0] != outputs.loc.shape[1]:
+        raise ValueError(
+            f"{priors.shape[0]} anchors but the head predicts {outputs.loc.shape[1]}: the input size or anchor "
+            "config does not match the model"
+        )
+    outputs = HeadOutputs(*(None if t is None else t.float() for t in outputs))
+    priors = priors.to(device=outputs.loc.device, dtype=torch.float32)
     if outputs.arm_loc is not None:
         return decode_two_step(outputs.loc, outputs.arm_loc, priors, variances, soft_coefficient)
     return decode(outputs.loc, priors, variances)
@@ -93,6 +107,11 @@ def select_detections(
     labels = keep % num_classes
     cand_boxes = boxes[anchor_idx].clamp(0.0, 1.0)
     cand_scores = flat_scores[keep]
+    valid = torch.isfinite(boxes[anchor_idx]).all(dim=1) & (cand_boxes[:, 2] - cand_boxes[:, 0] > _MIN_SIDE) & (
+        cand_boxes[:, 3] - cand_boxes[:, 1] > _MIN_SIDE
+    )
+    if not bool(valid.all()):
+        cand_boxes, cand_scores, labels = cand_boxes[valid], cand_scores[valid], labels[valid]
     kept = batched_nms(cand_boxes, cand_scores, labels, config.nms_iou)[: config.max_detections]
     return ImageDetections(cand_boxes[kept], cand_scores[kept], labels[kept])
 

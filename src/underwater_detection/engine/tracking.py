@@ -1,0 +1,114 @@
+"""Light IoU tracker: stable integer ids for detections across frames, for the grasp planner.
+
+Rule (per stream, one frame at a time):
+1. Only detections with ``score >= min_score`` take part; the others get id ``-1``.
+2. Each live track predicts its box by adding its last displacement (constant velocity, damped by
+   ``velocity_weight``), which keeps an object that moves several pixels a frame matched.
+3. Greedy matching by descending IoU between predicted track boxes and detections of the *same class*
+   (``class_aware``); a pair needs IoU >= ``iou_threshold``. Matched tracks take the detection's box.
+4. Unmatched detections start new tracks with the next id (ids are never reused within a tracker).
+5. A track survives ``max_missed`` frames without a match (a missed detection or a brief occlusion does not
+   change the id), then is dropped.
+
+Greedy IoU association (as in IOU-tracker / SORT without the Kalman filter) is enough here because the
+detector runs at frame rate on slowly moving seabed objects; it needs no appearance model and costs
+microseconds.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Track:
+    track_id: int
+    box: np.ndarray
+    label: int
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))
+    missed: int = 0
+    hits: int = 1
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), np.float32)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(axis=2)
+    area = lambda x: np.clip(x[:, 2] - x[:, 0], 0, None) * np.clip(x[:, 3] - x[:, 1], 0, None)  # noqa: E731
+    union = area(a)[:, None] + area(b)[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0).astype(np.float32)
+
+
+class IoUTracker:
+    def __init__(
+        self,
+        iou_threshold: float = 0.3,
+        max_missed: int = 5,
+        min_score: float = 0.3,
+        class_aware: bool = True,
+        velocity_weight: float = 0.5,
+    ) -> None:
+        if not 0.0 < iou_threshold <= 1.0:
+            raise ValueError(f"tracker iou_threshold must be in (0, 1], got {iou_threshold}")
+        if max_missed < 0:
+            raise ValueError(f"tracker max_missed must be >= 0, got {max_missed}")
+        self.iou_threshold = iou_threshold
+        self.max_missed = max_missed
+        self.min_score = min_score
+        self.class_aware = class_aware
+        self.velocity_weight = velocity_weight
+        self.tracks: list[Track] = []
+        self._next_id = 1
+
+    def reset(self) -> None:
+        """Forget live tracks (ids keep increasing, so an id never names two different objects)."""
+        self.tracks = []
+
+    def update(self, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Assign ids to one frame's detections; returns ``(N,)`` int64, ``-1`` for untracked ones."""
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        ids = np.full(len(boxes), -1, np.int64)
+        candidates = np.nonzero(np.asarray(scores) >= self.min_score)[0]
+        predicted = np.array([t.box + self.velocity_weight * t.velocity for t in self.tracks], np.float32).reshape(-1, 4)
+        iou = iou_matrix(predicted, boxes[candidates])
+        if self.class_aware and iou.size:
+            same = np.array([t.label for t in self.tracks])[:, None] == np.asarray(labels)[candidates][None, :]
+            iou = np.where(same, iou, 0.0)
+        matched_tracks: set[int] = set()
+        matched_dets: set[int] = set()
+        if iou.size:
+            order = np.dstack(np.unravel_index(np.argsort(-iou, axis=None), iou.shape))[0]
+            for ti, dj in order:
+                if iou[ti, dj] < self.iou_threshold:
+                    break
+                if ti in matched_tracks or dj in matched_dets:
+                    continue
+                matched_tracks.add(int(ti))
+                matched_dets.add(int(dj))
+                track = self.tracks[ti]
+                det = int(candidates[dj])
+                track.velocity = boxes[det] - track.box
+                track.box = boxes[det].copy()
+                track.label = int(labels[det])
+                track.missed = 0
+                track.hits += 1
+                ids[det] = track.track_id
+        survivors = []
+        for ti, track in enumerate(self.tracks):
+            if ti not in matched_tracks:
+                track.missed += 1
+                track.box = track.box + self.velocity_weight * track.velocity
+            if track.missed <= self.max_missed:
+                survivors.append(track)
+        self.tracks = survivors
+        for dj, det in enumerate(candidates):
+            if dj in matched_dets:
+                continue
+            track = Track(self._next_id, boxes[det].copy(), int(labels[det]))
+            self._next_id += 1
+            self.tracks.append(track)
+            ids[det] = track.track_id
+        return ids
