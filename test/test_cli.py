@@ -63,7 +63,7 @@ def test_models_lists_every_config():
 def test_bench_models_table_and_json(tmp_path):
     out = tmp_path / "bench" / "rows.json"
     proc = uwdet(
-        "bench-models", "--models", "ssd4s_lite", "--backbones", "lite", "--repeats", "2", "--warmup", "1",
+        "bench-models", "--models", "ssd4s_lite", "--backbones", "lite", "--temporal", "--repeats", "2", "--warmup", "1",
         "--size", "128", "--threads", "1", "--json", str(out),
     )
     assert proc.returncode == 0, proc.stderr
@@ -87,6 +87,24 @@ def test_bench_models_table_and_json(tmp_path):
     assert model["params_m"] > backbone["params_m"] and model["gflops"] > backbone["gflops"]
     # the table shows the same numbers as the JSON
     assert float(body[0][2]) == pytest.approx(model["params_m"], abs=0.006)
+
+
+def test_bench_models_temporal_rows_have_k_and_ratio_to_drnet(tmp_path):
+    out = tmp_path / "rows.json"
+    proc = uwdet(
+        "bench-models", "--models", "--backbones", "--temporal", "trnet_lite", "-k", "1", "4", "--repeats", "4",
+        "--warmup", "1", "--size", "128", "--threads", "1", "--sequence-length", "8", "--json", str(out),
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["name"], r["kind"], r["key_interval"]) for r in rows] == [
+        ("drnet_lite", "model", None), ("trnet_lite", "temporal", 1), ("trnet_lite", "temporal", 4)
+    ]
+    drnet = rows[0]["forward_ms_median"]
+    for r in rows[1:]:
+        assert r["speedup_vs_drnet"] == pytest.approx(drnet / r["forward_ms_median"])
+        assert 0 < r["reference_ms"] and 0 < r["refinement_ms"]
+    assert "trnet_lite k=4" in proc.stdout
 
 
 def test_bench_models_rejects_bad_size():

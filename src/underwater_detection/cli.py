@@ -65,10 +65,12 @@ def cmd_bench_models(args: argparse.Namespace) -> int:
 
     models = bm.DEFAULT_MODELS if args.models is None else tuple(args.models)
     backbones = bm.DEFAULT_BACKBONES if args.backbones is None else tuple(args.backbones)
+    temporal = bm.DEFAULT_TEMPORAL if args.temporal is None else tuple(args.temporal)
     try:
         rows = bm.run_benchmark(
             models, backbones, size=args.size, threads=args.threads, warmup=args.warmup, repeats=args.repeats,
-            tune_allocator=not args.no_allocator_tuning,
+            tune_allocator=not args.no_allocator_tuning, temporal=temporal, key_intervals=tuple(args.k),
+            sequence_length=args.sequence_length,
             progress=lambda msg: print(f"  timing {msg} ...", file=sys.stderr, flush=True),
         )
     except (ValueError, FileNotFoundError, RuntimeError) as exc:  # RuntimeError: e.g. effnet package missing
@@ -123,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench-models", help="params, GFLOPs and CPU forward latency of every model and backbone")
     p.add_argument("--models", nargs="*", default=None, help="model config names (default: all shipped)")
     p.add_argument("--backbones", nargs="*", default=None, help="backbone names (default: all)")
+    p.add_argument("--temporal", nargs="*", default=None,
+                   help="TRNet/TDRNet configs timed over a sequence (default: trnet_lite tdrnet_lite)")
+    p.add_argument("-k", nargs="+", type=_positive_int, default=[1, 2, 4, 8], help="key-frame intervals (default 1 2 4 8)")
+    p.add_argument("--sequence-length", type=_positive_int, default=24, help="frames per timed sequence")
     p.add_argument("--size", type=_parse_size, default=(320, 320), help="input size N or HxW (default 320)")
     p.add_argument("--threads", type=_positive_int, default=2, help="torch CPU threads (default 2)")
     p.add_argument("--warmup", type=int, default=5)

@@ -91,3 +91,80 @@ def make_scene(
 def make_scenes(count: int, seed: int = 0, **kwargs: object) -> list[Scene]:
     """``count`` scenes; scene i starts with class ``i mod 4`` so every class appears once count >= 4."""
     return [make_scene(seed * 100_003 + i, first_label=i, **kwargs) for i in range(count)]  # type: ignore[arg-type]
+
+
+@dataclass
+class _Sprite:
+    mask: np.ndarray  # cropped boolean mask
+    colour: np.ndarray
+    label: int
+    x: float
+    y: float
+    vx: float
+    vy: float
+
+
+def make_sequence(
+    seed: int,
+    num_frames: int,
+    height: int = 256,
+    width: int = 256,
+    num_objects: int = 4,
+    size_range: tuple[int, int] = (28, 80),
+    max_speed: float = 3.0,
+) -> list[Scene]:
+    """A short video: ``num_objects`` drawn objects (object i has class ``i mod 4``) drifting at constant
+    velocity (up to ``max_speed`` px/frame, bouncing off the borders) over a fixed background with fresh
+    sensor noise per frame. Enough motion that stale references matter at k = 4-8, little enough to track."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = np.stack([20 + 30 * yy / height, 90 + 60 * xx / width, 110 + 40 * yy / height], axis=-1)
+    sprites: list[_Sprite] = []
+    for index in range(num_objects):
+        label = index % len(MARINE_CLASSES)
+        size = int(rng.integers(*size_range))
+        canvas = np.zeros((size + 8, size + 8), np.uint8)
+        _draw_object(canvas, label, (size + 8) // 2, (size + 8) // 2, size, rng)
+        ys, xs = np.nonzero(canvas)
+        mask = canvas[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(bool)
+        h, w = mask.shape
+        for _attempt in range(50):  # start apart (8 px margin); they may still meet later, as real ones do
+            x, y = float(rng.uniform(0, width - w)), float(rng.uniform(0, height - h))
+            if all(
+                x + w + 8 <= o.x or o.x + o.mask.shape[1] + 8 <= x or y + h + 8 <= o.y or o.y + o.mask.shape[0] + 8 <= y
+                for o in sprites
+            ):
+                break
+        sprites.append(
+            _Sprite(
+                mask=mask,
+                colour=np.array(_COLOURS[label], np.float32) + rng.normal(0, 10, 3),
+                label=label,
+                x=x,
+                y=y,
+                vx=float(rng.uniform(-max_speed, max_speed)),
+                vy=float(rng.uniform(-max_speed, max_speed)),
+            )
+        )
+    frames = []
+    for _ in range(num_frames):
+        image = np.clip(base + rng.normal(0, 6, size=base.shape), 0, 255).astype(np.uint8)
+        boxes, labels = [], []
+        for s in sprites:
+            h, w = s.mask.shape
+            x0, y0 = int(round(s.x)), int(round(s.y))
+            region = image[y0 : y0 + h, x0 : x0 + w]
+            region[s.mask] = np.clip(s.colour, 0, 255).astype(np.uint8)
+            boxes.append([x0, y0, x0 + w, y0 + h])
+            labels.append(s.label)
+            # advance, bouncing off the borders so every object stays fully visible
+            s.x += s.vx
+            s.y += s.vy
+            if not 0 <= s.x <= width - w:
+                s.vx = -s.vx
+                s.x = float(np.clip(s.x, 0, width - w))
+            if not 0 <= s.y <= height - h:
+                s.vy = -s.vy
+                s.y = float(np.clip(s.y, 0, height - h))
+        frames.append(Scene(image=image, boxes=np.asarray(boxes, np.float32), labels=np.asarray(labels, np.int64)))
+    return frames

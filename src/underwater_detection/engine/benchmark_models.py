@@ -5,6 +5,12 @@ mode, with ``torch.set_num_threads(threads)``: the figure that decides whether a
 vehicle's CPU fallback or the 2-core CI machine. Medians, because shared machines are noisy; never use these
 numbers as pass/fail thresholds in tests.
 
+Temporal models (TRNet / TDRNet) are timed as they run on video: over a sequence of ``sequence_length``
+frames the reference generator runs on key frames (every k-th) and the refinement detector on every frame,
+and the row reports the mean forward ms *per frame* (median over ``repeats`` sequences), for each k. Each
+temporal row also gives the speed-up over per-frame DRNet with the same backbone, measured in the same run:
+``drnet ms / temporal ms`` (> 1 means faster than DRNet).
+
 FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` (1 multiply-add = 2 FLOPs). It counts the
 convolutions, including the one that realises each deformable conv, but not ``grid_sample``'s bilinear
 sampling, so deformable models are slightly undercounted; the latency column is the honest cost.
@@ -34,6 +40,8 @@ DEFAULT_MODELS = (
     "ssd4s_vgg16", "refinedet_vgg16", "drnet_vgg16",
 )
 DEFAULT_BACKBONES = ("lite", "efficientnet_lite0", "vgg16")
+DEFAULT_TEMPORAL = ("trnet_lite", "tdrnet_lite")
+DEFAULT_KEY_INTERVALS = (1, 2, 4, 8)
 
 
 @dataclass
@@ -46,6 +54,14 @@ class BenchRow:
     forward_ms_p90: float
     input_size: tuple[int, int]
     repeats: int
+    key_interval: int | None = None  # temporal rows: RG every k-th frame
+    speedup_vs_drnet: float | None = None  # temporal rows: per-frame DRNet ms / this row's ms, same run
+    reference_ms: float | None = None  # temporal rows: RG alone (one key frame's extra cost)
+    refinement_ms: float | None = None  # temporal rows: RD alone (every frame's cost)
+
+    @property
+    def label(self) -> str:
+        return self.name if self.key_interval is None else f"{self.name} k={self.key_interval}"
 
 
 def count_params(module: nn.Module) -> int:
@@ -93,6 +109,52 @@ def bench_module(
     )
 
 
+def bench_temporal(
+    name: str,
+    model: nn.Module,
+    size: tuple[int, int],
+    key_intervals: Sequence[int],
+    warmup: int,
+    repeats: int,
+    sequence_length: int,
+) -> list[BenchRow]:
+    """Per-frame cost over a video: RG on frames 0, k, 2k, ..., RD on every frame (module docstring)."""
+    model.eval()
+    frames = [torch.randn(1, 3, *size) for _ in range(4)]  # content does not change the cost
+    x = frames[0]
+    params, gflops = count_params(model) / 1e6, count_gflops(model, x)
+    with torch.no_grad():
+        refs = model.reference(x)
+    rg_times = time_forward(lambda: model.reference(x), warmup, repeats)
+    rd_times = time_forward(lambda: model.detect(x, refs), warmup, repeats)
+
+    def run_sequence(k: int) -> None:
+        current = None
+        for i in range(sequence_length):
+            frame = frames[i % len(frames)]
+            if i % k == 0:
+                current = model.reference(frame)
+            model.detect(frame, current)
+
+    rows = []
+    for k in key_intervals:
+        per_frame = [t / sequence_length for t in time_forward(lambda: run_sequence(k), 1, max(3, repeats // 4))]
+        rows.append(
+            BenchRow(
+                name=name, kind="temporal", params_m=params, gflops=gflops,
+                forward_ms_median=statistics.median(per_frame), forward_ms_p90=_percentile(per_frame, 0.9),
+                input_size=size, repeats=len(per_frame), key_interval=k,
+                reference_ms=statistics.median(rg_times), refinement_ms=statistics.median(rd_times),
+            )
+        )
+    return rows
+
+
+def _drnet_for(name: str) -> str:
+    """The per-frame DRNet with the same backbone family as a temporal config (``tdrnet_lite`` -> ``drnet_lite``)."""
+    return "drnet_" + name.split("_", 1)[1]
+
+
 def run_benchmark(
     models: Sequence[str] = DEFAULT_MODELS,
     backbones: Sequence[str] = DEFAULT_BACKBONES,
@@ -103,6 +165,9 @@ def run_benchmark(
     num_classes: int = 4,
     progress: Callable[[str], None] | None = None,
     tune_allocator: bool = True,
+    temporal: Sequence[str] = DEFAULT_TEMPORAL,
+    key_intervals: Sequence[int] = DEFAULT_KEY_INTERVALS,
+    sequence_length: int = 24,
 ) -> list[BenchRow]:
     if repeats < 1 or warmup < 0:
         raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats}, {warmup}")
@@ -114,6 +179,24 @@ def run_benchmark(
         spec = load_model_spec(name).with_input_size(*size)
         model = build_model(spec, num_classes, pretrained_backbone=False)
         rows.append(bench_module(name, "model", model, size, warmup, repeats))
+    by_name = {r.name: r for r in rows}
+    for name in temporal:
+        if progress:
+            progress(f"temporal {name}")
+        spec = load_model_spec(name).with_input_size(*size)
+        if not spec.is_temporal:
+            raise ValueError(f"'{name}' is not a temporal (trnet/tdrnet) model config")
+        drnet = _drnet_for(name)
+        if drnet not in by_name:  # the ratio is only meaningful within one run
+            if progress:
+                progress(f"model {drnet} (reference for {name})")
+            ref_spec = load_model_spec(drnet).with_input_size(*size)
+            by_name[drnet] = bench_module(drnet, "model", build_model(ref_spec, num_classes, False), size, warmup, repeats)
+            rows.append(by_name[drnet])
+        model = build_model(spec, num_classes, pretrained_backbone=False)
+        for row in bench_temporal(name, model, size, key_intervals, warmup, repeats, sequence_length):
+            row.speedup_vs_drnet = by_name[drnet].forward_ms_median / row.forward_ms_median
+            rows.append(row)
     for name in backbones:
         if progress:
             progress(f"backbone {name}")
@@ -123,12 +206,18 @@ def run_benchmark(
 
 
 def format_table(rows: Sequence[BenchRow]) -> str:
-    header = f"| {'name':<18} | {'kind':<8} | {'params (M)':>10} | {'GFLOPs':>7} | {'fwd ms (median)':>15} | {'fwd ms (p90)':>12} | {'FPS':>6} |"
+    """Markdown table. For temporal rows GFLOPs is RG + RD on one frame (a key frame) and ms is per frame."""
+    header = (
+        f"| {'name':<18} | {'kind':<8} | {'params (M)':>10} | {'GFLOPs':>7} | {'fwd ms (median)':>15} | "
+        f"{'fwd ms (p90)':>12} | {'FPS':>6} | {'RG ms':>6} | {'RD ms':>6} | {'x DRNet':>7} |"
+    )
     lines = [header, "|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|"]
+    opt = lambda v, fmt: format(v, fmt) if v is not None else "-"  # noqa: E731
     for r in rows:
         lines.append(
-            f"| {r.name:<18} | {r.kind:<8} | {r.params_m:>10.2f} | {r.gflops:>7.2f} | {r.forward_ms_median:>15.1f} | "
-            f"{r.forward_ms_p90:>12.1f} | {1000.0 / r.forward_ms_median:>6.1f} |"
+            f"| {r.label:<18} | {r.kind:<8} | {r.params_m:>10.2f} | {r.gflops:>7.2f} | {r.forward_ms_median:>15.1f} | "
+            f"{r.forward_ms_p90:>12.1f} | {1000.0 / r.forward_ms_median:>6.1f} | {opt(r.reference_ms, '6.1f'):>6} | "
+            f"{opt(r.refinement_ms, '6.1f'):>6} | {opt(r.speedup_vs_drnet, '7.2f'):>7} |"
         )
     return "\n".join(lines)
 

@@ -13,6 +13,34 @@ from torch import nn
 
 from ..ops.losses import MultiBoxLoss, Targets
 
+# Which loss terms an optimisation step minimises. "joint" trains everything at once; the two-stage recipe
+# for TRNet/TDRNet (paper Fig. 5b) first trains the reference generator like an ARM ("reference"), then
+# freezes it (see `freeze`) and trains the refinement detector like an ODM ("refinement").
+OBJECTIVES: dict[str, tuple[str, ...]] = {
+    "joint": ("arm_loc", "arm_conf", "odm_loc", "odm_conf"),
+    "reference": ("arm_loc", "arm_conf"),
+    "refinement": ("odm_loc", "odm_conf"),
+}
+
+
+def freeze(module: nn.Module) -> nn.Module:
+    """Stop a sub-network from learning: no gradients, and BatchNorm statistics fixed (eval mode).
+
+    ``detection_step`` calls ``model.train()``, which would put BN back in training mode; frozen modules are
+    marked and re-frozen there."""
+    for p in module.parameters():
+        p.requires_grad_(False)
+    module.eval()
+    module._uwdet_frozen = True  # type: ignore[attr-defined]
+    return module
+
+
+def _train_mode(model: nn.Module) -> None:
+    model.train()
+    for m in model.modules():
+        if getattr(m, "_uwdet_frozen", False):
+            m.eval()
+
 
 def detection_step(
     model: nn.Module,
@@ -23,12 +51,19 @@ def detection_step(
     optimizer: torch.optim.Optimizer,
     soft_coefficient: float = 1.0,
     max_grad_norm: float | None = 10.0,
+    objective: str = "joint",
 ) -> dict[str, float]:
-    """Forward, loss, backward, (clipped) step. Raises on a non-finite loss rather than corrupting weights."""
-    model.train()
+    """Forward, loss, backward, (clipped) step. Raises on a non-finite loss rather than corrupting weights.
+
+    ``soft_coefficient`` is TRNet/TDRNet's ``e``, applied to the refined anchors exactly as at test time.
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown training objective {objective!r}; known: {', '.join(OBJECTIVES)}")
+    _train_mode(model)
     optimizer.zero_grad(set_to_none=True)
     terms = criterion(model(images), priors, targets, soft_coefficient=soft_coefficient)
-    loss = terms["loss"]
+    loss = sum((terms[k] for k in OBJECTIVES[objective] if k in terms), terms["loss"] * 0.0)
+    terms["objective_loss"] = loss
     if not math.isfinite(loss.item()):
         raise FloatingPointError(f"non-finite loss {loss.item()} ({ {k: float(v) for k, v in terms.items()} })")
     loss.backward()
