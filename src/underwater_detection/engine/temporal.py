@@ -21,6 +21,8 @@ comparison (accuracy, latency) runs through one code path.
 """
 from __future__ import annotations
 
+import itertools
+import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -122,12 +124,13 @@ class TemporalDetector:
             defaults["soft_coefficient"] if soft_coefficient is None else soft_coefficient
         )
         self.max_gap_s = float(defaults["max_gap_s"] if max_gap_s is None else max_gap_s)
-        if self.max_gap_s <= 0:
-            raise ValueError(f"max_gap_s must be > 0, got {self.max_gap_s}")
+        if not (math.isfinite(self.max_gap_s) and self.max_gap_s > 0):
+            raise ValueError(f"max_gap_s must be a finite number > 0, got {self.max_gap_s}")
         self.postprocess_config = postprocess_config or spec.postprocess
         self.tracking = tracking
         self.tracker_options = dict(tracker_options or {})
         IoUTracker(**self.tracker_options)  # validate now, not at the first frame
+        self._track_ids = itertools.count(1)  # shared by every stream's tracker: ids are never reused
         if max_streams < 1:
             raise ValueError(f"max_streams must be >= 1, got {max_streams}")
         self.max_streams = max_streams
@@ -223,9 +226,11 @@ class TemporalDetector:
             results = []
             for i, state in enumerate(states):
                 single = type(outputs)(*(None if t is None else t[i : i + 1] for t in outputs))
+                # e exists only for propagated references; a per-frame model refines fully (e = 1)
+                e = state.soft_coefficient if self.is_temporal else 1.0
                 dets = postprocess(
                     single, self._priors, self.postprocess_config, self.spec.variances,
-                    getattr(self.model, "naf_threshold", None), state.soft_coefficient,
+                    getattr(self.model, "naf_threshold", None), e,
                 )[0]
                 results.append(dets)
         t3 = time.perf_counter()
@@ -273,7 +278,7 @@ class TemporalDetector:
         if state is None:
             state = _StreamState(self._key_interval, self._soft_coefficient, image_size=size)
             if self.tracking:
-                state.tracker = IoUTracker(**self.tracker_options)
+                state.tracker = IoUTracker(**self.tracker_options, id_counter=self._track_ids)
             self._streams[stream_id] = state
             if reason is None:
                 reason = "first frame of stream"

@@ -16,7 +16,10 @@ microseconds.
 """
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
 
@@ -50,18 +53,30 @@ class IoUTracker:
         min_score: float = 0.3,
         class_aware: bool = True,
         velocity_weight: float = 0.5,
+        id_counter: Iterator[int] | None = None,
     ) -> None:
-        if not 0.0 < iou_threshold <= 1.0:
-            raise ValueError(f"tracker iou_threshold must be in (0, 1], got {iou_threshold}")
-        if max_missed < 0:
-            raise ValueError(f"tracker max_missed must be >= 0, got {max_missed}")
+        """``id_counter`` lets several trackers (one per stream, and the ones that replace them after a reset)
+        draw from one sequence, so an id never names two objects."""
+        def in_range(v: object, lo: float, hi: float, lo_open: bool = False) -> bool:
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+                return False
+            return (lo < v if lo_open else lo <= v) and v <= hi
+
+        if not in_range(iou_threshold, 0.0, 1.0, lo_open=True):
+            raise ValueError(f"tracker iou_threshold must be in (0, 1], got {iou_threshold!r}")
+        if not isinstance(max_missed, int) or isinstance(max_missed, bool) or max_missed < 0:
+            raise ValueError(f"tracker max_missed must be an integer >= 0, got {max_missed!r}")
+        if not in_range(min_score, 0.0, 1.0):
+            raise ValueError(f"tracker min_score must be in [0, 1], got {min_score!r}")
+        if not in_range(velocity_weight, 0.0, 1.0):
+            raise ValueError(f"tracker velocity_weight must be in [0, 1], got {velocity_weight!r}")
         self.iou_threshold = iou_threshold
         self.max_missed = max_missed
         self.min_score = min_score
         self.class_aware = class_aware
         self.velocity_weight = velocity_weight
         self.tracks: list[Track] = []
-        self._next_id = 1
+        self._ids = id_counter if id_counter is not None else itertools.count(1)
 
     def reset(self) -> None:
         """Forget live tracks (ids keep increasing, so an id never names two different objects)."""
@@ -107,8 +122,7 @@ class IoUTracker:
         for dj, det in enumerate(candidates):
             if dj in matched_dets:
                 continue
-            track = Track(self._next_id, boxes[det].copy(), int(labels[det]))
-            self._next_id += 1
+            track = Track(next(self._ids), boxes[det].copy(), int(labels[det]))
             self.tracks.append(track)
             ids[det] = track.track_id
         return ids

@@ -7,6 +7,7 @@ the key, not a silently ignored setting.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,8 @@ def validate_temporal(cfg: dict[str, Any] | None, model_name: str = "?") -> dict
            "max_gap_s": cfg.get("max_gap_s", 1.0)}
     validate_key_interval(out["key_interval"])
     validate_soft_coefficient(out["soft_coefficient"])
-    if not isinstance(out["max_gap_s"], (int, float)) or isinstance(out["max_gap_s"], bool) or out["max_gap_s"] <= 0:
+    gap = out["max_gap_s"]
+    if not isinstance(gap, (int, float)) or isinstance(gap, bool) or not (math.isfinite(gap) and gap > 0):
         raise ValueError(f"model '{model_name}': temporal.max_gap_s must be a positive number, got {out['max_gap_s']!r}")
     out["soft_coefficient"] = float(out["soft_coefficient"])
     out["max_gap_s"] = float(out["max_gap_s"])
@@ -52,7 +54,7 @@ def validate_key_interval(k: Any) -> int:
 
 
 def validate_soft_coefficient(e: Any) -> float:
-    if not isinstance(e, (int, float)) or isinstance(e, bool) or not 0.0 <= float(e) <= 1.0:
+    if not isinstance(e, (int, float)) or isinstance(e, bool) or not 0.0 <= float(e) <= 1.0:  # NaN fails too
         raise ValueError(f"soft refinement coefficient e must be a number in [0, 1], got {e!r}")
     return float(e)
 _COLOR_ORDERS = ("rgb", "bgr")
