@@ -51,10 +51,14 @@ def train(config: str, recipe: str, frames, size: int, steps: int, batch: int, s
 
     if recipe == "joint":
         run(model.parameters(), "joint", steps)
-    else:  # two-stage: half the steps for RG (ARM-like), half for RD (ODM-like) with RG frozen
-        run(model.rg.parameters(), "reference", steps // 2)
+    else:
+        # two-stage: RG (ARM-like) first, then RD (ODM-like) with RG frozen. "two-stage" splits the step
+        # budget (same number of optimiser steps as joint); "two-stage-long" gives each network the full
+        # budget (same number of updates per network as joint, twice the steps).
+        rg_steps = steps // 2 if recipe == "two-stage" else steps
+        run(model.rg.parameters(), "reference", rg_steps)
         freeze(model.rg)
-        run(model.rd.parameters(), "refinement", steps - steps // 2)
+        run(model.rd.parameters(), "refinement", rg_steps if recipe == "two-stage-long" else steps - rg_steps)
     return model.eval(), spec
 
 
@@ -80,6 +84,8 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--recipes", nargs="+", default=["joint", "two-stage", "two-stage-long"],
+                    choices=["joint", "two-stage", "two-stage-long"])
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     configure_cpu_runtime(args.threads)
@@ -88,15 +94,15 @@ def main() -> None:
     train_frames = [f for s in range(args.train_sequences) for f in mk(1000 + s)]
     test_seqs = [mk(2000 + s) for s in range(args.test_sequences)]
     results = []
-    print(f"{'config':<12} {'recipe':<10} {'train s':>8} " + " ".join(f"{'mAP k=' + str(k):>9}" for k in (1, 4, 8)))
+    print(f"{'config':<12} {'recipe':<14} {'train s':>8} " + " ".join(f"{'mAP k=' + str(k):>9}" for k in (1, 4, 8)))
     for config in args.configs:
-        for recipe in ("joint", "two-stage"):
+        for recipe in args.recipes:
             t0 = time.time()
             model, spec = train(config, recipe, train_frames, args.size, args.steps, args.batch, args.seed)
             wall = time.time() - t0
             maps = {k: evaluate(model, spec, test_seqs, k) for k in (1, 4, 8)}
             results.append({"config": config, "recipe": recipe, "train_s": wall, "map50": maps})
-            print(f"{config:<12} {recipe:<10} {wall:>8.0f} " + " ".join(f"{maps[k]:>9.3f}" for k in (1, 4, 8)), flush=True)
+            print(f"{config:<12} {recipe:<14} {wall:>8.0f} " + " ".join(f"{maps[k]:>9.3f}" for k in (1, 4, 8)), flush=True)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"args": vars(args), "results": results}, indent=2))

@@ -28,13 +28,7 @@ METRICS = {"mAP": 0.5, "ap_per_class": [0.25, 0.5, 0.75, 0.5], "epochs": 3}
 SIZE = 128  # any multiple of 64 runs; small keeps the forwards fast
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Intra-op threads on a shared 2-core machine make every op wait for a busy core; one is faster."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class _NotPlainData:

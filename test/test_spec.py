@@ -23,13 +23,7 @@ NUM_CLASSES = 4
 ANCHORS_320 = 6375
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Intra-op threads on a shared 2-core machine make every op wait for a busy core; one is faster."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _base_cfg(name: str = "ssd4s_lite") -> dict:
@@ -44,7 +38,7 @@ def _write(tmp_path: Path, cfg: dict, name: str = "custom.yaml") -> Path:
 
 def test_shipped_configs_are_all_listed():
     static = {f"{a}_{b}" for a in ARCHITECTURES for b in ("lite", "effnet", "vgg16")}
-    temporal = {f"{a}_{b}" for a in ("trnet", "tdrnet") for b in ("lite", "vgg16")}
+    temporal = {f"{a}_{b}" for a in ("trnet", "tdrnet") for b in ("lite", "effnet", "vgg16")}
     assert static | temporal == set(CONFIG_NAMES)
     assert set(CONFIG_NAMES) <= set(available_model_specs())
 

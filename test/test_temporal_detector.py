@@ -37,13 +37,7 @@ TIMING_KEYS = {"preprocess", "reference", "detect", "postprocess", "total"}
 PP = PostprocessConfig(score_threshold=0.05, nms_iou=0.45, pre_nms_top_k=200, max_detections=50)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Intra-op threads on a shared 2-core machine make every op wait for a busy core; one is faster."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ----------------------------------------------------------------------------------------------- helpers

@@ -81,7 +81,40 @@ class AnchorRefinementModule(nn.Module):
         return self.loc(feats), (self.conf(feats) if self.conf is not None else None)
 
 
-class RefineDet(SingleShotDetector):
+class _TwoStepDetector(SingleShotDetector):
+    """ARM on the backbone features, TCBs to the ODM features, then a subclass's ODM head."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_classes: int,
+        anchors_per_cell: int,
+        channels: int,
+        batch_norm: bool,
+        naf_threshold: float | None,
+        objectness: bool,
+    ) -> None:
+        super().__init__(backbone, num_classes, anchors_per_cell)
+        self.naf_threshold = naf_threshold
+        self.arm = AnchorRefinementModule(backbone.out_channels, anchors_per_cell, objectness)
+        self.tcb = TransferConnectionNeck(backbone.out_channels, channels, batch_norm)
+
+    def _odm(self, odm_feats: list[torch.Tensor], arm_loc: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> HeadOutputs:
+        feats = self._features(x)
+        arm_loc, arm_conf = self.arm(feats)
+        odm_loc, odm_conf = self._odm(self.tcb(feats), arm_loc)
+        return HeadOutputs(
+            loc=flatten_levels(odm_loc, 4),
+            conf=flatten_levels(odm_conf, self.num_classes + 1),
+            arm_loc=flatten_levels(arm_loc, 4),
+            arm_conf=None if arm_conf is None else flatten_levels(arm_conf, 2),
+        )
+
+
+class RefineDet(_TwoStepDetector):
     def __init__(
         self,
         backbone: nn.Module,
@@ -93,27 +126,16 @@ class RefineDet(SingleShotDetector):
         **head: Any,
     ) -> None:
         _check_head_keys("refinedet", head, set())
-        super().__init__(backbone, num_classes, anchors_per_cell)
-        self.naf_threshold = naf_threshold
-        self.arm = AnchorRefinementModule(backbone.out_channels, anchors_per_cell)
-        self.tcb = TransferConnectionNeck(backbone.out_channels, channels, batch_norm)
+        # RefineDet's loss (Eq. 1) always has the ARM's binary term, with or without NAF
+        super().__init__(backbone, num_classes, anchors_per_cell, channels, batch_norm, naf_threshold, objectness=True)
         self.odm_loc = ConvPredictor(self.tcb.out_channels, anchors_per_cell, 4)
         self.odm_conf = ConvPredictor(self.tcb.out_channels, anchors_per_cell, num_classes + 1)
 
-    def forward(self, x: torch.Tensor) -> HeadOutputs:
-        feats = self._features(x)
-        arm_loc, arm_conf = self.arm(feats)
-        assert arm_conf is not None
-        odm_feats = self.tcb(feats)
-        return HeadOutputs(
-            loc=flatten_levels(self.odm_loc(odm_feats), 4),
-            conf=flatten_levels(self.odm_conf(odm_feats), self.num_classes + 1),
-            arm_loc=flatten_levels(arm_loc, 4),
-            arm_conf=flatten_levels(arm_conf, 2),
-        )
+    def _odm(self, odm_feats, arm_loc):  # type: ignore[no-untyped-def]
+        return self.odm_loc(odm_feats), self.odm_conf(odm_feats)
 
 
-class DRNet(SingleShotDetector):
+class DRNet(_TwoStepDetector):
     def __init__(
         self,
         backbone: nn.Module,
@@ -126,28 +148,18 @@ class DRNet(SingleShotDetector):
         **head: Any,
     ) -> None:
         _check_head_keys("drnet", head, set())
-        super().__init__(backbone, num_classes, anchors_per_cell)
         kernels = tuple(int(k) for k in deform_kernels)
         if not kernels or any(k < 1 or k % 2 == 0 for k in kernels):
             raise ValueError(f"drnet: deform_kernels must be odd sizes >= 1, got {deform_kernels}")
-        self.naf_threshold = naf_threshold
-        self.arm = AnchorRefinementModule(backbone.out_channels, anchors_per_cell, objectness=naf_threshold is not None)
-        self.tcb = TransferConnectionNeck(backbone.out_channels, channels, batch_norm)
-        num_levels = len(backbone.out_channels)
-        self.feature_offsets = FeatureOffsetPredictor(num_levels, anchors_per_cell, kernels)
+        super().__init__(
+            backbone, num_classes, anchors_per_cell, channels, batch_norm, naf_threshold,
+            objectness=naf_threshold is not None,
+        )
+        self.feature_offsets = FeatureOffsetPredictor(len(backbone.out_channels), anchors_per_cell, kernels)
         self.odm_head = DeformablePredictor(self.tcb.out_channels, anchors_per_cell, (4, num_classes + 1), kernels)
 
-    def forward(self, x: torch.Tensor) -> HeadOutputs:
-        feats = self._features(x)
-        arm_loc, arm_conf = self.arm(feats)
-        offsets = self.feature_offsets(arm_loc)
-        odm_loc, odm_conf = self.odm_head(self.tcb(feats), offsets)
-        return HeadOutputs(
-            loc=flatten_levels(odm_loc, 4),
-            conf=flatten_levels(odm_conf, self.num_classes + 1),
-            arm_loc=flatten_levels(arm_loc, 4),
-            arm_conf=None if arm_conf is None else flatten_levels(arm_conf, 2),
-        )
+    def _odm(self, odm_feats, arm_loc):  # type: ignore[no-untyped-def]
+        return self.odm_head(odm_feats, self.feature_offsets(arm_loc))
 
 
 ARCHITECTURES: dict[str, type[SingleShotDetector]] = {"ssd4s": SSD4s, "refinedet": RefineDet, "drnet": DRNet}
