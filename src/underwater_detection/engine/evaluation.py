@@ -62,12 +62,12 @@ def run_on_dataset(
     sequences = dataset.sequences()
     total = sum(len(v) for v in sequences.values())
     done = 0
-    for video, indices in sequences.items():
+    for video, indices in sequences.items():  # video: a dataset-specific key; only its frames' order matters
         for position, index in enumerate(indices):
             if max_frames is not None and done >= max_frames:
                 return preds, gts, timings, keys, sizes
             sample = dataset[index]
-            if video is None:  # independent images: each one is a fresh stream
+            if sample.video_id is None:  # independent images: each one is a fresh stream
                 detector.reset("image")
                 stream, stamp = "image", 0.0
             else:

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..models.checkpoint import save_checkpoint
 from ..models.registry import build_model, preprocess_config, priors_for
@@ -49,6 +49,24 @@ from .training import detection_step, freeze
 STATE_FILE = "train_state.pt"
 MODEL_FILE = "model.pt"
 LOG_FILE = "log.csv"
+
+
+class _EpochSampler(torch.utils.data.Sampler[int]):
+    """A seeded permutation per epoch that can start part-way, so a resumed run sees exactly the batches an
+    uninterrupted run would have seen."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size = size
+        self.seed = seed
+        self.epoch = 0
+        self.start = 0  # samples to skip in the current epoch
+
+    def __len__(self) -> int:
+        return self.size - self.start
+
+    def __iter__(self) -> Iterator[int]:
+        order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch))
+        return iter(order[self.start :].tolist())
 
 
 class _Augmented(Dataset):
@@ -165,7 +183,7 @@ class Trainer:
         if self.dist.enabled:
             sampler = DistributedSampler(self.augmented, self.dist.world_size, self.dist.rank, seed=config.seed, drop_last=True)
         else:
-            sampler = RandomSampler(self.augmented, generator=torch.Generator().manual_seed(config.seed))
+            sampler = _EpochSampler(len(self.augmented), config.seed)
         self.sampler = sampler
         self.loader = DataLoader(
             self.augmented, batch_size=config.solver.batch_size, sampler=sampler, num_workers=config.data.workers,
@@ -239,15 +257,18 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def _batches(self) -> Iterator[tuple[torch.Tensor, list]]:
-        epoch = self.iteration // max(1, len(self.loader))
+        """Endless batches. Single-process resumes continue mid-epoch exactly; DDP restarts the epoch."""
+        batches_per_epoch = len(self.augmented) // self.cfg.solver.batch_size or 1
+        epoch, skip = divmod(self.iteration, batches_per_epoch)
         while True:
             self.augmented.epoch = epoch
             if isinstance(self.sampler, DistributedSampler):
                 self.sampler.set_epoch(epoch)
             else:
-                self.sampler.generator = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
+                self.sampler.epoch = epoch
+                self.sampler.start = skip * self.cfg.solver.batch_size
             yield from self.loader
-            epoch += 1
+            epoch, skip = epoch + 1, 0
 
     def _objective(self) -> str:
         if self.cfg.solver.objective == "joint" or not isinstance(self.model, TemporalRefinementNet):
