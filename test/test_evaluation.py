@@ -1,0 +1,92 @@
+"""`uwdet eval`: pycocotools AP and our VOC mAP against hand-computed values, and the command end to end."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_trainer import recipe, write_coco
+from underwater_detection.engine.evaluation import coco_metrics
+from underwater_detection.engine.trainer import train
+from underwater_detection.engine.voc_eval import GroundTruth, Prediction, evaluate_voc
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def _fixture():
+    """One 100x100 image, two objects of class 0; detections: hit (0.9), miss (0.8), hit (0.7)."""
+    gt = [GroundTruth(np.array([[10, 10, 30, 30], [50, 50, 80, 90]], np.float32), np.array([0, 0]))]
+    pred = [Prediction(np.array([[10, 10, 30, 30], [0, 60, 5, 70], [50, 50, 80, 90]], np.float32),
+                       np.array([0.9, 0.8, 0.7], np.float32), np.array([0, 0, 0]))]
+    return pred, gt
+
+
+def test_voc_and_coco_agree_with_hand_computed_values():
+    pred, gt = _fixture()
+    # precision/recall after each detection: (1, 0.5), (0.5, 0.5), (2/3, 1.0)
+    # VOC area AP: recall 0->0.5 at precision 1, 0.5->1 at the envelope 2/3 => 0.5 + 1/3
+    assert evaluate_voc(pred, gt, 1).mean_ap == pytest.approx(0.5 + 1 / 3, abs=1e-9)
+    # VOC 11-point: recall thresholds 0..0.5 (6 points) at 1, 0.6..1.0 (5 points) at 2/3
+    assert evaluate_voc(pred, gt, 1, use_11_point=True).mean_ap == pytest.approx((6 + 5 * 2 / 3) / 11, abs=1e-9)
+    # COCO: 101 recall points, 0..0.50 (51 points) at 1 and 0.51..1.00 (50 points) at 2/3, at every IoU
+    # threshold (the hits are exact), so AP == AP50 == AP75 == (51 + 50 * 2/3) / 101
+    coco = coco_metrics(pred, gt, [(100, 100)], ["thing"])
+    expected = (51 + 50 * 2 / 3) / 101
+    assert coco["AP"] == pytest.approx(expected, abs=1e-6)
+    assert coco["AP50"] == pytest.approx(expected, abs=1e-6)
+    assert coco["AP75"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_coco_ignores_difficult_ground_truth():
+    pred, gt = _fixture()
+    gt[0].difficult = np.array([False, True])
+    # the 0.7 detection now matches an ignored box: precision 1 at recall 1 after the first hit ... then a FP
+    coco = coco_metrics(pred, gt, [(100, 100)], ["thing"])
+    voc = evaluate_voc(pred, gt, 1)
+    assert voc.mean_ap == pytest.approx(1.0)
+    assert coco["AP50"] == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    data = write_coco(root / "data")
+    path = train(recipe(root, data, model="trnet_lite", iterations=4), device="cpu", show_progress=False)
+    return path, data
+
+
+def test_eval_command_writes_json_and_plots(trained, tmp_path):
+    checkpoint, data = trained
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "underwater_detection.cli", "eval", "--checkpoint", str(checkpoint), "--data", str(data),
+         "--sweep", "--sweep-k", "1", "4", "--sweep-e", "1", "0.5", "--threads", "1", "--out", str(tmp_path)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    payload = json.loads((tmp_path / "eval.json").read_text())
+    results = payload["results"]
+    assert [(r["key_interval"], r["soft_coefficient"]) for r in results] == [(1, 1.0), (4, 1.0), (1, 0.5), (4, 0.5)]
+    for r in results:
+        assert r["frames"] == 12 and 0.0 <= r["voc_map50"] <= 1.0 and r["forward_fps"] > 0
+        assert set(r["coco"]) == {"AP", "AP50", "AP75", "APs", "APm", "APl"}
+    # 8 still images (each its own stream: key) + a 4-frame video: k=1 -> 12 key frames, k=4 -> 9
+    assert [r["key_frames"] for r in results] == [12, 9, 12, 9]
+    for png in ("pr_curves.png", "sweep_k_e.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| 4 | 0.5 |" in proc.stdout
+
+
+def test_eval_rejects_a_dataset_with_other_classes(trained, tmp_path):
+    checkpoint, data = trained
+    other = json.loads(Path(data).read_text())
+    other["categories"][0]["name"] = "octopus"
+    bad = Path(data).with_name("other.json")
+    bad.write_text(json.dumps(other))
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "underwater_detection.cli", "eval", "--checkpoint", str(checkpoint),
+                           "--data", str(bad), "--out", str(tmp_path)], env=env, capture_output=True, text=True)
+    assert proc.returncode == 2 and "octopus" in proc.stderr and "Traceback" not in proc.stderr
