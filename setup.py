@@ -24,6 +24,9 @@ setup(
         (f"share/{PACKAGE}/config", _files("config/*.yaml")),
         (f"share/{PACKAGE}/config/models", _files("config/models/*.yaml")),
         (f"share/{PACKAGE}/models", _files("models/*.pt") + _files("models/*.md")),
+        (f"share/{PACKAGE}/config/train", _files("config/train/*.yaml")),
+        # message definitions used to read/write vision_msgs in bags without ROS (data.synthetic.ros_types)
+        (f"share/{PACKAGE}/vision_msgs/msg", _files("third_party/vision_msgs/msg/*.msg")),
     ],
     # OpenCV is not required here: on the vehicle apt's python3-opencv (package.xml) provides cv2, and a pip
     # wheel would shadow it. `make` installs opencv-python-headless into the dev venv (requirements.txt).

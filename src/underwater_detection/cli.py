@@ -190,6 +190,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_synth(args: argparse.Namespace) -> int:
+    from .data.synthetic.cli import synth_main
+
+    try:
+        result = synth_main(args)
+    except (ValueError, FileExistsError, FileNotFoundError) as exc:
+        raise UserError(str(exc)) from exc
+    return int(result or 0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="uwdet", description="Underwater temporal refinement detection tools.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -211,6 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-allocator-tuning", action="store_true",
                    help="leave glibc's malloc thresholds alone (see engine/runtime.py)")
     p.set_defaults(func=cmd_bench_models)
+
+    from .data.synthetic.cli import add_synth_arguments
+
+    p = sub.add_parser("synth", help="generate synthetic underwater ROV video with ground truth (COCO/VOC/bag)")
+    add_synth_arguments(p)
+    p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("train", help="train a detector from a recipe in config/train (resumable)")
     p.add_argument("--config", required=True, help="training recipe YAML (config/train/NAME.yaml)")

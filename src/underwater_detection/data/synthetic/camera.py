@@ -56,7 +56,7 @@ def world_to_image(cx: float, cy: float, yaw: float, zoom: float, width: int, he
 
 
 def sample_camera_path(rng: np.random.Generator, num_frames: int, fps: float, unit: float,
-                       zoom_range: tuple[float, float] = (0.7, 1.8)) -> CameraPath:
+                       zoom_range: tuple[float, float] = (0.75, 1.6)) -> CameraPath:
     """A smooth random survey trajectory; ``unit`` scales speeds with the output resolution."""
     t = np.arange(num_frames, dtype=np.float64) / fps
     behaviour = rng.choice(["transect", "hover", "approach", "climb", "turn"], p=[0.35, 0.15, 0.25, 0.1, 0.15])

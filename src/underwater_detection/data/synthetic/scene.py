@@ -20,7 +20,7 @@ ALPHA_VISIBLE = 128  # an object owns a pixel when its warped alpha is >= 0.5
 MAX_SPRITE_PX = 320.0  # sprites are drawn at most this large (then up-sampled when seen closer)
 
 # Longest extent at the reference altitude for a 640-px-wide frame (log-uniform); a few are drawn larger.
-SIZE_RANGES: dict[int, tuple[float, float]] = {0: (28.0, 90.0), 1: (13.0, 50.0), 2: (13.0, 50.0), 3: (16.0, 72.0)}
+SIZE_RANGES: dict[int, tuple[float, float]] = {0: (32.0, 90.0), 1: (16.0, 52.0), 2: (16.0, 52.0), 3: (20.0, 72.0)}
 LARGE_PROBABILITY = 0.07
 LARGE_FACTOR = (1.5, 2.3)
 # Chance that an instance moves, and its speed range (world px per second at 640 px width).
@@ -161,14 +161,6 @@ def render_objects(image: np.ndarray, objects: list[SceneObject], frame: int, ca
 
 
 # ------------------------------------------------------------------------------------------- placement
-def _footprints(path: CameraPath, width: int, height: int) -> np.ndarray:
-    """(T, 2, 3) image-to-world affine matrices (inverse camera) for coverage tests."""
-    out = np.empty((len(path), 2, 3))
-    for i in range(len(path)):
-        out[i] = cv2.invertAffineTransform(path.matrix(i, width, height))
-    return out
-
-
 def coverage_cells(path: CameraPath, width: int, height: int, world_w: int, world_h: int,
                    cell: float) -> np.ndarray:
     """Centres (N, 2) of world grid cells that some frame of the path sees (or nearly sees)."""
@@ -218,22 +210,22 @@ def populate(rng: np.random.Generator, path: CameraPath, width: int, height: int
         return cells[rng.integers(0, len(cells), n)] + rng.uniform(-cell / 2, cell / 2, (n, 2))
 
     class_w = 0.5 * rng.dirichlet(np.full(len(CLASS_NAMES), 2.0)) + 0.5 / len(CLASS_NAMES)
-    n_scatter = int(rng.poisson(objects_per_view * views * 0.6))
+    total = int(rng.poisson(objects_per_view * views))
     n_clusters = int(rng.poisson(clusters_per_view * views))
     placements: list[tuple[np.ndarray, int]] = []
-    for p in where(n_scatter):
-        placements.append((p, int(rng.choice(len(CLASS_NAMES), p=class_w))))
-    budget = objects_per_view * views * 0.4
+    budget = int(round(total * rng.uniform(0.3, 0.6))) if n_clusters else 0  # objects that go into clusters
     for centre in where(n_clusters):
         if budget <= 0:
             break
         dominant = int(rng.choice(len(CLASS_NAMES), p=class_w))
-        members = 2 + int(rng.poisson(3))
+        members = min(2 + int(rng.poisson(3)), max(budget, 2))
         budget -= members
         spread = rng.uniform(8, 30) * unit
         for _ in range(members):
             label = dominant if rng.random() < 0.75 else int(rng.choice(len(CLASS_NAMES), p=class_w))
             placements.append((centre + rng.normal(0, spread, 2), label))
+    for p in where(max(total - len(placements), 0)):
+        placements.append((p, int(rng.choice(len(CLASS_NAMES), p=class_w))))
 
     items: list[tuple[float, SceneObject]] = []
     for tid, (pos, label) in enumerate(placements):

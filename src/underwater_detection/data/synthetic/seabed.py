@@ -18,7 +18,8 @@ _SAND = [(0.62, 0.57, 0.46), (0.55, 0.52, 0.45), (0.66, 0.62, 0.52), (0.58, 0.50
 _MUD = [(0.40, 0.37, 0.31), (0.35, 0.33, 0.30), (0.45, 0.40, 0.32), (0.32, 0.30, 0.24)]
 _GRAVEL = [(0.45, 0.43, 0.40), (0.58, 0.54, 0.47), (0.30, 0.29, 0.27), (0.52, 0.44, 0.36)]
 _ROCK = [(0.33, 0.32, 0.30), (0.26, 0.25, 0.24), (0.40, 0.36, 0.31), (0.22, 0.22, 0.20)]
-_WEED = [(0.18, 0.28, 0.12), (0.30, 0.30, 0.13), (0.32, 0.24, 0.12), (0.36, 0.16, 0.14), (0.22, 0.25, 0.11)]
+_WEED = [(0.18, 0.28, 0.12), (0.30, 0.30, 0.13), (0.32, 0.24, 0.12), (0.22, 0.25, 0.11), (0.26, 0.22, 0.10),
+         (0.36, 0.16, 0.14)]
 
 
 def _pick(rng: np.random.Generator, palette: list[tuple[float, float, float]], jitter: float = 0.08) -> np.ndarray:
@@ -84,9 +85,10 @@ def build_seabed(rng: np.random.Generator, height: int, width: int, unit: float 
         k = 2 * np.pi / wavelength
         phase = (np.arange(w, dtype=np.float32) * np.float32(k * np.cos(ang)))[None, :] + \
             (np.arange(h, dtype=np.float32) * np.float32(k * np.sin(ang)))[:, None]
-        phase += _coarse(rng, h, w, 200 * unit, octaves=2) * np.float32(rng.uniform(4, 10))
+        phase += _coarse(rng, h, w, 160 * unit, octaves=3) * np.float32(rng.uniform(6, 16))
         ripple = np.sin(phase + 0.5 * np.sin(phase))  # asymmetric crests
-        ripple *= np.float32(rng.uniform(0.8, 2.0))
+        ripple *= np.float32(rng.uniform(0.3, 1.2))
+        ripple *= 0.4 + 0.6 * _coarse(rng, h, w, 250 * unit, octaves=2)  # ripples fade in and out
         ripple *= 1 - rock
         ripple *= 1 - 0.7 * gravel
         height_map += ripple

@@ -37,7 +37,7 @@ class SequenceConfig:
     clusters_per_view: tuple[float, float] = (0.2, 1.2)
     distractors_per_view: tuple[float, float] = (1.0, 5.0)
     weed_per_view: tuple[float, float] = (0.0, 2.0)
-    zoom_range: tuple[float, float] = (0.65, 1.6)
+    zoom_range: tuple[float, float] = (0.75, 1.6)
     visibility_threshold: float = 0.3
     moving: bool = True           # some starfish / cucumbers / urchins crawl
     effects: bool = True          # water + sensor effects (off: the clean seabed with objects)
@@ -102,6 +102,9 @@ class SyntheticSequence:
             clusters_per_view=float(r_density.uniform(*cfg.clusters_per_view)),
             moving=cfg.moving,
         )
+        # stacked positions and bounding radii (world px) for a vectorised per-frame visibility cull
+        self._positions = np.stack([o.positions for o in self.objects]) if self.objects else np.zeros((0, cfg.num_frames, 2))
+        self._radii = np.array([max(o.sprite.levels[0].shape[:2]) / o.sprite_scale * 0.75 for o in self.objects])
         if not cfg.jpeg:
             self.water_params = replace(self.water_params, jpeg_quality=0)
         self.water = WaterModel(self.water_params, cfg.width, cfg.height, r_fx) if cfg.effects else None
@@ -140,7 +143,7 @@ class SyntheticSequence:
         cam = self.path.matrix(index, cfg.width, cfg.height)
         scene = cv2.warpAffine(self.world, cam, (cfg.width, cfg.height), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_REFLECT)
-        instance_map, gt = render_objects(scene, self.objects, index, cam, cfg.visibility_threshold)
+        instance_map, gt = render_objects(scene, self._in_view(index, cam), index, cam, cfg.visibility_threshold)
         image = scene
         if self.water is not None:
             rng = np.random.default_rng([self.seed, index, 0x5EA])
@@ -149,6 +152,16 @@ class SyntheticSequence:
         return Frame(image=image, boxes=gt.boxes, labels=gt.labels, track_ids=gt.track_ids, visible=gt.visible,
                      difficult=gt.difficult, truncated=gt.truncated, index=index, stamp_s=index / cfg.fps,
                      instance_map=instance_map if cfg.keep_instance_map else None)
+
+    def _in_view(self, index: int, cam: np.ndarray) -> list[SceneObject]:
+        """Objects whose bounding circle reaches into frame ``index`` (drawing order kept)."""
+        if not self.objects:
+            return []
+        cfg = self.config
+        xy = self._positions[:, index] @ cam[:, :2].T + cam[:, 2]
+        r = self._radii * float(self.path.zoom[index])
+        near = (xy[:, 0] > -r) & (xy[:, 0] < cfg.width + r) & (xy[:, 1] > -r) & (xy[:, 1] < cfg.height + r)
+        return [self.objects[j] for j in np.flatnonzero(near)]
 
     @property
     def name(self) -> str:

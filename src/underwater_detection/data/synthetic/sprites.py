@@ -155,7 +155,6 @@ def _starfish(size: float, rng: np.random.Generator) -> Sprite:
     w0 = radius * (rng.uniform(0.38, 0.55) if stubby else rng.uniform(0.20, 0.32))
     curl_bias = float(rng.uniform(-0.5, 0.5))
     mask = np.zeros((ss, ss), np.float32)
-    tips = []
     for k in range(5):
         theta = base + 2 * np.pi * k / 5 + rng.normal(0, 0.09)
         length = radius * rng.uniform(0.72, 1.0) * (0.65 if stubby else 1.0)
@@ -169,7 +168,6 @@ def _starfish(size: float, rng: np.random.Generator) -> Sprite:
         widths = w0 * (1.0 - 0.72 * s) * (1 + 0.06 * np.sin(s * rng.uniform(6, 12)))
         _fill(mask, _tube_polygon(centre, widths))
         cv2.circle(mask, tuple(int(v) for v in centre[-1]), max(int(widths[-1] / 2), 1), 1.0, -1, cv2.LINE_AA)
-        tips.append(centre[-1])
     cv2.circle(mask, (int(c[0]), int(c[1])), int(w0 * 0.95), 1.0, -1, cv2.LINE_AA)
 
     colour = _jitter_colour(rng, _STARFISH_COLOURS)
@@ -255,7 +253,6 @@ def _scallop(size: float, rng: np.random.Generator) -> Sprite:
     hinge = np.array([cx, cy + radius * rng.uniform(0.88, 1.0)], np.float32)
     half_angle = np.deg2rad(rng.uniform(48, 62))
     n_ribs = int(rng.integers(12, 26))
-    phi = np.linspace(-half_angle, half_angle, 80)
     # outline in polar coordinates about the hinge; ribs make the rim slightly scalloped
     yy, xx = np.mgrid[0:ss, 0:ss].astype(np.float32)
     dx, dy = xx - hinge[0], hinge[1] - yy
@@ -345,7 +342,6 @@ def _sea_cucumber(size: float, rng: np.random.Generator) -> Sprite:
     tip_col = np.array([1.5, 1.4, 1.25], np.float32) if rng.random() < 0.7 else np.array([0.6, 0.6, 0.6], np.float32)
     albedo *= (1 + dots[..., None] * (tip_col - 1))
     bump += dots * 2.0
-    # a faint pale underside line on some bodies (seen when they roll a little)
     mask = np.clip(mask, 0, 1)
     return _finish(mask, np.clip(albedo, 0, 1), side, 0, "sea_cucumber", rng, bump, relief=width * 0.25 / SUPERSAMPLE + 2,
                    gloss=0.25, ambient=0.4)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .noise import fbm, ridged, value_noise
+from .noise import fbm, ridged
 
 PRESETS: tuple[str, ...] = ("clear", "turbid", "dark")
 """Difficulty presets; ``"mixed"`` samples one of them per sequence (weights in ``MIXED_WEIGHTS``)."""
@@ -246,6 +246,6 @@ class WaterModel:
         rgb = cv2.merge(out)
         if p.jpeg_quality > 0:
             bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-            ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(p.jpeg_quality)])
+            _, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(p.jpeg_quality)])
             rgb = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
         return rgb
