@@ -310,7 +310,7 @@ class Trainer:
                     progress.set_postfix(loss=f"{terms['loss']:.3f}", lr=f"{lr:.2g}")
                 if self.iteration % self.cfg.log_every == 0 or self.iteration == s.iterations:
                     now = time.perf_counter()
-                    row = {"iteration": self.iteration, "lr": lr, **{k: round(v, 5) for k, v in terms.items()},
+                    row = {"iteration": self.iteration, "lr": float(f"{lr:.6g}"), **{k: round(v, 5) for k, v in terms.items()},
                            "img_per_s": round(window_images / max(now - window_start, 1e-9), 2),
                            "elapsed_s": round(now - run_start, 1)}
                     window_start, window_images = now, 0

@@ -185,7 +185,7 @@ class MultiBoxLoss(torch.nn.Module):
         outputs = HeadOutputs(*(None if t is None else t.float() for t in outputs))
         priors = priors.to(device=outputs.loc.device, dtype=torch.float32)
         terms: dict[str, torch.Tensor] = {}
-        zero = outputs.loc.sum() * 0.0  # keeps the graph so backward() works on object-free batches
+        zero = (outputs.loc.sum() * 0.0).abs()  # keeps the graph so backward() works on object-free batches; abs: no -0.0
 
         ignore = None
         if outputs.two_step:
