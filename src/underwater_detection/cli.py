@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from . import __version__
+from .cli_types import positive_int
 
 
 class UserError(Exception):
@@ -51,14 +52,6 @@ def _json_safe(value: object) -> object:
     return str(value)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from exc
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def cmd_bench_models(args: argparse.Namespace) -> int:
@@ -211,12 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backbones", nargs="*", default=None, help="backbone names (default: all)")
     p.add_argument("--temporal", nargs="*", default=None,
                    help="TRNet/TDRNet configs timed over a sequence (default: trnet_lite tdrnet_lite)")
-    p.add_argument("-k", nargs="+", type=_positive_int, default=[1, 2, 4, 8], help="key-frame intervals (default 1 2 4 8)")
-    p.add_argument("--sequence-length", type=_positive_int, default=24, help="frames per timed sequence")
+    p.add_argument("-k", nargs="+", type=positive_int, default=[1, 2, 4, 8], help="key-frame intervals (default 1 2 4 8)")
+    p.add_argument("--sequence-length", type=positive_int, default=24, help="frames per timed sequence")
     p.add_argument("--size", type=_parse_size, default=(320, 320), help="input size N or HxW (default 320)")
-    p.add_argument("--threads", type=_positive_int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default 2)")
     p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--repeats", type=_positive_int, default=20, help="timed forwards per model (median reported)")
+    p.add_argument("--repeats", type=positive_int, default=20, help="timed forwards per model (median reported)")
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
     p.add_argument("--no-allocator-tuning", action="store_true",
                    help="leave glibc's malloc thresholds alone (see engine/runtime.py)")
@@ -232,25 +225,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="training recipe YAML (config/train/NAME.yaml)")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/train_state.pt")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    p.add_argument("--iterations", type=_positive_int, default=None, help="override solver.iterations")
+    p.add_argument("--iterations", type=positive_int, default=None, help="override solver.iterations")
     p.add_argument("--output-dir", default=None, help="override output_dir")
     p.add_argument("--workers", type=int, default=None, help="override data.workers")
-    p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar (logs still go to log.csv)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="mAP (VOC + COCO), PR curves and speed of a checkpoint on a dataset")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", required=True, help="COCO json (or folder with annotations.json) or VOC folder")
-    p.add_argument("-k", type=_positive_int, default=None, help="key-frame interval (default: the model's)")
+    p.add_argument("-k", type=positive_int, default=None, help="key-frame interval (default: the model's)")
     p.add_argument("-e", type=float, default=None, help="soft coefficient (default: the model's)")
     p.add_argument("--sweep", action="store_true", help="evaluate the k x e grid and plot mAP vs FPS")
-    p.add_argument("--sweep-k", type=_positive_int, nargs="+", default=[1, 2, 4, 8])
+    p.add_argument("--sweep-k", type=positive_int, nargs="+", default=[1, 2, 4, 8])
     p.add_argument("--sweep-e", type=float, nargs="+", default=[1.0, 0.75, 0.5])
     p.add_argument("--fps", type=float, default=10.0, help="frame rate used to make stamps from frame indices")
-    p.add_argument("--max-frames", type=_positive_int, default=None)
+    p.add_argument("--max-frames", type=positive_int, default=None)
     p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=_positive_int, default=2)
+    p.add_argument("--threads", type=positive_int, default=2)
     p.add_argument("--out", default="out/eval", help="folder for eval.json and the PNG plots")
     p.set_defaults(func=cmd_eval)
 

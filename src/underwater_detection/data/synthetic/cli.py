@@ -16,6 +16,7 @@ import multiprocessing as mp
 import shutil
 from pathlib import Path
 
+from ...cli_types import positive_int
 from .sequence import SequenceConfig, SyntheticSequence
 from .splits import SPLITS, TEST_FRAMES, TEST_SEQUENCES, split_seeds
 from .water import PRESETS
@@ -36,30 +37,22 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from exc
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
 
 
 def add_synth_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Options of ``uwdet synth``."""
     parser.add_argument("--out", required=True, type=Path, help="output folder (one split per folder)")
     parser.add_argument("--split", choices=sorted(SPLITS), default="train", help="seed range to draw from")
-    parser.add_argument("--sequences", type=_positive, default=None,
+    parser.add_argument("--sequences", type=positive_int, default=None,
                         help=f"number of sequences (default: {DEFAULT_SEQUENCES})")
-    parser.add_argument("--frames", type=_positive, default=TEST_FRAMES, help="frames per sequence")
+    parser.add_argument("--frames", type=positive_int, default=TEST_FRAMES, help="frames per sequence")
     parser.add_argument("--size", type=_size, default=(640, 480), help="frame size WxH (default 640x480)")
     parser.add_argument("--fps", type=float, default=10.0, help="frame rate of the camera (default 10)")
     parser.add_argument("--preset", choices=PRESETS + ("mixed",), default="mixed",
                         help="water difficulty; mixed samples one per sequence")
     parser.add_argument("--seed-offset", type=int, default=0, help="skip this many seeds into the split's range")
     parser.add_argument("--formats", nargs="+", choices=FORMATS, default=["coco"], help="what to write")
-    parser.add_argument("--workers", type=_positive, default=1, help="processes rendering sequences in parallel")
+    parser.add_argument("--workers", type=positive_int, default=1, help="processes rendering sequences in parallel")
     parser.add_argument("--jpeg-quality", type=int, default=JPEG_QUALITY, help="quality of written JPEGs")
     parser.add_argument("--preview", type=Path, default=None, help="also save a PNG grid of sample frames")
     parser.add_argument("--overwrite", action="store_true", help="replace what an earlier synth run wrote in --out")
