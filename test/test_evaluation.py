@@ -72,6 +72,7 @@ def test_eval_command_writes_json_and_plots(trained, tmp_path):
     assert [(r["key_interval"], r["soft_coefficient"]) for r in results] == [(1, 1.0), (4, 1.0), (1, 0.5), (4, 0.5)]
     for r in results:
         assert r["frames"] == 12 and 0.0 <= r["voc_map50"] <= 1.0 and r["forward_fps"] > 0
+        assert r["forced_resets"] == 0  # consecutive stamps within a video: no gap resets
         assert set(r["coco"]) == {"AP", "AP50", "AP75", "APs", "APm", "APl"}
     # 8 still images (each its own stream: key) + a 4-frame video: k=1 -> 12 key frames, k=4 -> 9
     assert [r["key_frames"] for r in results] == [12, 9, 12, 9]

@@ -688,3 +688,36 @@ def test_per_frame_models_ignore_the_soft_coefficient():
     np.testing.assert_allclose(full.boxes, soft.boxes)
     # and the check can fail: decoding this model with e = 0.5 does give other boxes
     assert not np.allclose(boxes_to_pixels(manual_soft.boxes, 96, 128)[: len(full)], full.boxes[: len(manual_soft)])
+
+
+def test_a_failed_key_frame_forward_does_not_poison_the_period():
+    """If RG fails on a key frame (e.g. out of GPU memory), the next frame must be a key frame again, not a
+    non-key frame without references. The failure is injected: it cannot be produced on demand here."""
+    model, spec = _model("trnet_lite")
+    det = TemporalDetector(model, spec, NAMES, key_interval=4, postprocess_config=PP)
+    image = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)
+    original = model.reference
+    calls = {"n": 0}
+
+    def failing_once(x):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return original(x)
+
+    model.reference = failing_once
+    try:
+        with pytest.raises(RuntimeError, match="simulated"):
+            det.detect(image, 0.0, "cam")
+        d = det.detect(image, 0.1, "cam")
+        assert d.is_key_frame and len(d) >= 0
+        assert not det.detect(image, 0.2, "cam").is_key_frame
+    finally:
+        del model.reference  # back to the class method
+
+
+def test_non_finite_stamp_rejected():
+    det = _detector("trnet_lite")
+    image = np.zeros((96, 128, 3), np.uint8)
+    with pytest.raises(ValueError, match="stamp"):
+        det.detect(image, float("nan"), "cam")

@@ -151,3 +151,36 @@ def test_torchrun_ddp_two_processes_on_cpu(tmp_path, coco):
     assert ckpt.provenance["world_size"] == 2 and ckpt.provenance["iterations"] == 3
     rows = list(csv.DictReader(open(tmp_path / "run" / "log.csv")))
     assert len(rows) == 3  # only rank 0 writes
+
+
+def test_reference_objective_leaves_the_refinement_detector_untouched():
+    """Stage 1 of two-stage training: RD gets no gradient at all, so SGD's weight decay/momentum skip it."""
+    from underwater_detection.engine.training import detection_step
+    from underwater_detection.models.registry import build_model, priors_for
+    from underwater_detection.models.spec import load_model_spec
+    from underwater_detection.ops.losses import MultiBoxLoss, Targets
+
+    spec = load_model_spec("trnet_lite").with_input_size(128, 128)
+    model = build_model(spec, 4)
+    rd_before = {k: v.clone() for k, v in model.rd.state_dict().items()}
+    rg_before = {k: v.clone() for k, v in model.rg.state_dict().items()}
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    targets = [Targets(torch.tensor([[0.2, 0.2, 0.6, 0.7]]), torch.tensor([1]))] * 2
+    for _ in range(2):
+        detection_step(model, MultiBoxLoss(), priors_for(spec), torch.randn(2, 3, 128, 128), targets, opt,
+                       objective="reference")
+    assert all(p.grad is None for p in model.rd.parameters())
+    for k, v in model.rd.state_dict().items():
+        if v.dtype.is_floating_point and "running" not in k:  # BN running stats move in train mode
+            assert torch.equal(v, rd_before[k]), k
+    assert any(not torch.equal(v, rg_before[k]) for k, v in model.rg.state_dict().items())
+
+
+def test_two_stage_runs_the_schedule_once_per_stage(tmp_path, coco):
+    cfg = recipe(tmp_path, coco, model="trnet_lite", iterations=8, objective="two-stage", steps=[6])
+    cfg.solver.warmup_iterations = 4
+    train(cfg, device="cpu", show_progress=False)
+    lrs = [float(r["lr"]) for r in csv.DictReader(open(tmp_path / "run" / "log.csv"))]
+    # each stage: 4 iterations, warm-up 2 (scaled), step at 3 (scaled) -> identical schedules
+    assert lrs[:4] == pytest.approx(lrs[4:])
+    assert lrs[0] == pytest.approx(0.001) and lrs[3] == pytest.approx(0.001)

@@ -41,6 +41,7 @@ class EvalResult:
     end_to_end_ms_median: float
     key_interval: int | None = None
     soft_coefficient: float | None = None
+    forced_resets: int = 0  # resets other than the start of each sequence (gaps, size changes): should be 0
     voc: VOCResult | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -72,8 +73,9 @@ def run_on_dataset(
                 stream, stamp = "image", 0.0
             else:
                 stream = f"video-{video}"
-                frame = sample.frame_index if sample.frame_index is not None else position
-                stamp = float(frame) / fps
+                # consecutive stamps by position, not by frame number: a set annotated every 15th frame
+                # would otherwise look like a dropped-frame gap every frame and silently force key frames
+                stamp = float(position) / fps
                 if position == 0:
                     detector.reset(stream)
             dets = detector.detect(sample.image, stamp, stream, color="rgb")
@@ -135,7 +137,9 @@ def evaluate(
     max_frames: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> EvalResult:
+    resets_before = detector.stats["resets"]
     preds, gts, timings, keys, sizes = run_on_dataset(detector, dataset, fps, max_frames, progress)
+    forced_resets = detector.stats["resets"] - resets_before
     if not preds:
         raise ValueError("the dataset has no images to evaluate")
     names = list(detector.class_names)
@@ -155,6 +159,7 @@ def evaluate(
         end_to_end_ms_median=float(statistics.median(t["total"] for t in timings)),
         key_interval=detector.key_interval if detector.is_temporal else None,
         soft_coefficient=detector.soft_coefficient if detector.is_temporal else None,
+        forced_resets=forced_resets,
         voc=voc,
     )
 

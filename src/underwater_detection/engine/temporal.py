@@ -199,8 +199,16 @@ class TemporalDetector:
         t1 = time.perf_counter()
 
         states, key_flags, reasons = [], [], []
+        for stamp in stamps:
+            if not math.isfinite(float(stamp)):
+                raise ValueError(f"frame stamp must be a finite number of seconds, got {stamp!r}")
         for image, stamp, stream_id in zip(images, stamps, stream_ids):
             state, reason = self._advance(stream_id, float(stamp), (int(image.shape[0]), int(image.shape[1])))
+            if state.refs is None and state.frames_since_key != 0:
+                # the key frame's forward failed (e.g. out of memory): start a new period now instead of
+                # running RD without references for the rest of it
+                state.frames_since_key = 0
+                state.key_interval, state.soft_coefficient = self._key_interval, self._soft_coefficient
             states.append(state)
             reasons.append(reason)
             key_flags.append(not self.is_temporal or state.frames_since_key == 0)

@@ -70,8 +70,13 @@ class SolverConfig:
             raise ValueError(f"solver.objective must be one of {OBJECTIVE_CHOICES}, got {self.objective!r}")
         if not self.lr > 0:
             raise ValueError(f"solver.lr must be > 0, got {self.lr}")
-        if sorted(self.steps) != list(self.steps):
-            raise ValueError(f"solver.steps must be increasing, got {self.steps}")
+        if sorted(self.steps) != list(self.steps) or any(x < 0 for x in self.steps):
+            raise ValueError(f"solver.steps must be increasing iteration numbers >= 0, got {self.steps}")
+        if not 0 < self.gamma <= 1 or self.warmup_iterations < 0 or not 0 < self.warmup_factor <= 1:
+            raise ValueError(
+                f"solver: need 0 < gamma <= 1, warmup_iterations >= 0, 0 < warmup_factor <= 1; got {self.gamma}, "
+                f"{self.warmup_iterations}, {self.warmup_factor}"
+            )
 
     def lr_at(self, iteration: int) -> float:
         """Learning rate for 0-based ``iteration``: linear warm-up from ``warmup_factor * lr``, then steps."""
@@ -95,6 +100,14 @@ class TrainConfig:
     log_every: int = 20
     amp: bool = True  # only takes effect on CUDA
     description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.checkpoint_every < 1 or self.log_every < 1:
+            raise ValueError(f"checkpoint_every and log_every must be >= 1, got {self.checkpoint_every}, {self.log_every}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        if self.input_size is not None and (len(self.input_size) != 2 or min(self.input_size) < 64):
+            raise ValueError(f"input_size must be [height, width] (multiples of 64), got {self.input_size}")
 
     @classmethod
     def from_dict(cls, cfg: dict[str, Any], where: str = "train config") -> "TrainConfig":

@@ -44,7 +44,7 @@ from ..models.temporal import TemporalRefinementNet
 from ..ops.losses import MultiBoxLoss
 from .temporal import resolve_device
 from .train_config import TrainConfig
-from .training import detection_step, freeze
+from .training import detection_step, freeze, objective_loss
 
 STATE_FILE = "train_state.pt"
 MODEL_FILE = "model.pt"
@@ -258,7 +258,9 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def _batches(self) -> Iterator[tuple[torch.Tensor, list]]:
         """Endless batches. Single-process resumes continue mid-epoch exactly; DDP restarts the epoch."""
-        batches_per_epoch = len(self.augmented) // self.cfg.solver.batch_size or 1
+        # per process: a DDP rank sees len / world_size samples an epoch
+        per_rank = len(self.sampler) if isinstance(self.sampler, DistributedSampler) else len(self.augmented)
+        batches_per_epoch = per_rank // self.cfg.solver.batch_size or 1
         epoch, skip = divmod(self.iteration, batches_per_epoch)
         while True:
             self.augmented.epoch = epoch
@@ -270,15 +272,33 @@ class Trainer:
             yield from self.loader
             epoch, skip = epoch + 1, 0
 
+    def _two_stage(self) -> bool:
+        return self.cfg.solver.objective == "two-stage" and isinstance(self.model, TemporalRefinementNet)
+
     def _objective(self) -> str:
-        if self.cfg.solver.objective == "joint" or not isinstance(self.model, TemporalRefinementNet):
+        if not self._two_stage():
             return "joint"
         half = self.cfg.solver.iterations // 2
         if self.iteration < half:
             return "reference"
         if not getattr(self.model.rg, "_uwdet_frozen", False):
-            freeze(self.model.rg)
+            freeze(self.model.rg)  # type: ignore[union-attr]
+        if self.iteration == half:
+            self.optimizer.state.clear()  # RD starts fresh: no momentum carried over from the RG stage
         return "refinement"
+
+    def _lr(self) -> float:
+        """The recipe's schedule; in two-stage training each stage runs the whole schedule (warm-up and steps
+        scaled to the stage's length), so RD does not start at full rate after RG's stage."""
+        s = self.cfg.solver
+        if not self._two_stage():
+            return s.lr_at(self.iteration)
+        half = s.iterations // 2
+        start, length = (0, half) if self.iteration < half else (half, s.iterations - half)
+        scale = length / s.iterations
+        stage = type(s)(**{**s.__dict__, "warmup_iterations": int(s.warmup_iterations * scale),
+                          "steps": [int(x * scale) for x in s.steps]})
+        return stage.lr_at(self.iteration - start)
 
     def run(self) -> Path | None:
         s = self.cfg.solver
@@ -299,7 +319,7 @@ class Trainer:
             batches = self._batches()
             while self.iteration < s.iterations:
                 images, targets = next(batches)
-                lr = s.lr_at(self.iteration)
+                lr = self._lr()
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 terms = self._step(images.to(self.device, non_blocking=True), targets)
@@ -346,7 +366,7 @@ class Trainer:
         return terms
 
     def _amp_step(self, images: torch.Tensor, targets: list, objective: str) -> dict[str, float]:
-        from .training import OBJECTIVES, _train_mode
+        from .training import _train_mode, objective_loss
 
         assert self.scaler is not None
         _train_mode(self.net)
@@ -354,7 +374,8 @@ class Trainer:
         with torch.autocast(device_type="cuda", dtype=torch.float16):
             outputs = self.net(images)
         terms = self.criterion(outputs, self.priors, targets, soft_coefficient=self.soft_coefficient)
-        loss = sum((terms[k] for k in OBJECTIVES[objective] if k in terms), terms["loss"] * 0.0)
+        loss = objective_loss(terms, objective)
+        terms["objective_loss"] = loss
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"non-finite loss at iteration {self.iteration}")
         self.scaler.scale(loss).backward()

@@ -23,6 +23,19 @@ OBJECTIVES: dict[str, tuple[str, ...]] = {
 }
 
 
+def objective_loss(terms: dict[str, torch.Tensor], objective: str) -> torch.Tensor:
+    """Sum of the objective's terms only. Deliberately no ``0 * loss`` seed: that would give the networks
+    outside the objective zero gradients instead of none, and SGD would still apply weight decay and
+    momentum to them."""
+    parts = [terms[k] for k in OBJECTIVES[objective] if k in terms]
+    if not parts:
+        raise ValueError(f"objective {objective!r} has no loss terms for this model ({sorted(terms)})")
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total
+
+
 def freeze(module: nn.Module) -> nn.Module:
     """Stop a sub-network from learning: no gradients, and BatchNorm statistics fixed (eval mode).
 
@@ -62,7 +75,7 @@ def detection_step(
     _train_mode(model)
     optimizer.zero_grad(set_to_none=True)
     terms = criterion(model(images), priors, targets, soft_coefficient=soft_coefficient)
-    loss = sum((terms[k] for k in OBJECTIVES[objective] if k in terms), terms["loss"] * 0.0)
+    loss = objective_loss(terms, objective)
     terms["objective_loss"] = loss
     if not math.isfinite(loss.item()):
         raise FloatingPointError(f"non-finite loss {loss.item()} ({ {k: float(v) for k, v in terms.items()} })")

@@ -185,7 +185,10 @@ class MultiBoxLoss(torch.nn.Module):
         outputs = HeadOutputs(*(None if t is None else t.float() for t in outputs))
         priors = priors.to(device=outputs.loc.device, dtype=torch.float32)
         terms: dict[str, torch.Tensor] = {}
-        zero = (outputs.loc.sum() * 0.0).abs()  # keeps the graph so backward() works on object-free batches; abs: no -0.0
+        # A term the model does not have is a constant zero with no graph: a "0 * output" stand-in would hand
+        # zero gradients to that network, and SGD would still decay and move it. Terms that exist keep their
+        # graph even for object-free batches (sums over no anchors), so backward() always works.
+        zero = torch.zeros((), device=outputs.loc.device)
 
         ignore = None
         if outputs.two_step:
