@@ -228,3 +228,20 @@ def test_config_validation():
         SequenceConfig(num_frames=0)
     with pytest.raises(IndexError):
         SyntheticSequence(1, SequenceConfig(width=64, height=48, num_frames=2)).frame(2)
+
+
+def test_object_scale_grows_objects_without_changing_the_scene():
+    from underwater_detection.data.synthetic import SequenceConfig, SyntheticSequence
+
+    base = SequenceConfig(width=320, height=240, num_frames=3, preset="clear")
+    small = [SyntheticSequence(11, base).frame(i) for i in range(3)]
+    large = [SyntheticSequence(11, SequenceConfig(**{**base.__dict__, "object_scale": 2.0})).frame(i) for i in range(3)]
+
+    def median_side(frames):
+        boxes = np.concatenate([f.boxes[~f.difficult] for f in frames])
+        return float(np.median(np.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))))
+
+    ratio = median_side(large) / median_side(small)
+    assert 1.6 < ratio < 2.8, ratio  # ~2x; visibility and border clipping shift the median a little
+    with pytest.raises(ValueError, match="object_scale"):
+        SequenceConfig(object_scale=0.0)

@@ -193,8 +193,11 @@ def _motion(rng: np.random.Generator, start: np.ndarray, angle: float, speed: fl
 
 def populate(rng: np.random.Generator, path: CameraPath, width: int, height: int, world_w: int, world_h: int,
              unit: float, objects_per_view: float, distractors_per_view: float, weed_per_view: float,
-             clusters_per_view: float, moving: bool) -> list[SceneObject]:
-    """Place targets (scattered and in overlapping clusters), static distractors and drifting weed over the
+             clusters_per_view: float, moving: bool, object_scale: float = 1.0) -> list[SceneObject]:
+    """``object_scale`` multiplies the size of targets and distractors (not of weed), e.g. to match a
+    detector's input resolution and anchors without changing the scene layout.
+
+    Place targets (scattered and in overlapping clusters), static distractors and drifting weed over the
     part of the world the camera sees; returns them in drawing order (weed last: it floats above)."""
     t = np.arange(len(path)) / path.fps
     n_frames = len(path)
@@ -230,7 +233,7 @@ def populate(rng: np.random.Generator, path: CameraPath, width: int, height: int
     items: list[tuple[float, SceneObject]] = []
     for tid, (pos, label) in enumerate(placements):
         lo, hi = SIZE_RANGES[label]
-        size = _log_uniform(rng, lo, hi) * unit
+        size = _log_uniform(rng, lo, hi) * unit * object_scale
         if rng.random() < LARGE_PROBABILITY:
             size *= rng.uniform(*LARGE_FACTOR)
         size_px = min(size * sprite_scale, MAX_SPRITE_PX)
@@ -248,7 +251,7 @@ def populate(rng: np.random.Generator, path: CameraPath, width: int, height: int
 
     for pos in where(int(rng.poisson(distractors_per_view * views))):
         kind = str(rng.choice(["rock", "rock", "pale_stone", "sponge"]))
-        size = _log_uniform(rng, 12.0, 70.0) * unit
+        size = _log_uniform(rng, 12.0, 70.0) * unit * object_scale
         size_px = min(size * sprite_scale, MAX_SPRITE_PX)
         sprite = make_distractor_sprite(kind, size_px, rng)
         scale = size_px / size

@@ -38,6 +38,7 @@ class SequenceConfig:
     distractors_per_view: tuple[float, float] = (1.0, 5.0)
     weed_per_view: tuple[float, float] = (0.0, 2.0)
     zoom_range: tuple[float, float] = (0.75, 1.6)
+    object_scale: float = 1.0  # multiplies target and distractor sizes (scene.populate)
     visibility_threshold: float = 0.3
     moving: bool = True           # some starfish / cucumbers / urchins crawl
     effects: bool = True          # water + sensor effects (off: the clean seabed with objects)
@@ -55,6 +56,8 @@ class SequenceConfig:
             raise ValueError(f"unknown preset {self.preset!r}; expected one of {PRESETS + ('mixed',)}")
         if not 0.0 <= self.visibility_threshold <= 1.0:
             raise ValueError(f"visibility_threshold must be in [0, 1], got {self.visibility_threshold}")
+        if not 0 < self.object_scale <= 8:
+            raise ValueError(f"object_scale must be in (0, 8], got {self.object_scale}")
         if not 0 < self.zoom_range[0] <= self.zoom_range[1]:
             raise ValueError(f"zoom_range must be 0 < low <= high, got {self.zoom_range}")
 
@@ -99,6 +102,7 @@ class SyntheticSequence:
             objects_per_view=float(r_density.uniform(*cfg.objects_per_view)),
             distractors_per_view=float(r_density.uniform(*cfg.distractors_per_view)),
             weed_per_view=float(r_density.uniform(*cfg.weed_per_view)),
+            object_scale=cfg.object_scale,
             clusters_per_view=float(r_density.uniform(*cfg.clusters_per_view)),
             moving=cfg.moving,
         )
