@@ -18,7 +18,7 @@ built once; the per-frame work is a handful of full-frame OpenCV operations (abo
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import cv2
 import numpy as np
@@ -57,8 +57,46 @@ class WaterParams:
     jpeg_quality: int                     # 0 = no compression artefacts
 
 
-def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
-    return float(rng.uniform(lo, hi))
+# Each preset is data: per parameter a float range (lo, hi), an int range ("int", lo, hi) drawn with
+# rng.integers (hi exclusive), or a constant. Parameters are drawn in WaterParams field order (tuples
+# element by element), so a preset's values depend only on the seed and this table.
+PRESET_RANGES: dict[str, dict[str, object]] = {
+    "clear": {
+        "beta": ((0.5, 1.0), (0.06, 0.16), (0.08, 0.22)), "veil": ((0.02, 0.10), (0.30, 0.48), (0.38, 0.58)),
+        "distance": (0.6, 1.3), "tilt": (0.1, 0.6), "ambient": (0.8, 1.1), "lamp": (0.0, 0.35),
+        "lamp_width": (0.5, 0.9), "lamp_offset": ((-0.1, 0.1), (-0.1, 0.15)), "vignette": (0.1, 0.35),
+        "caustics": (0.25, 0.7), "caustic_cell": (40, 110), "clouds": (0.05, 0.2), "snow": ("int", 20, 120),
+        "snow_brightness": (0.15, 0.35), "noise_sigma": (0.006, 0.02), "target_mean": (0.4, 0.55),
+        "white_balance": (0.2, 0.8), "exposure_s": (0.003, 0.012), "defocus": (0.0, 0.6), "jpeg_quality": ("int", 55, 96),
+    },
+    "turbid": {
+        "beta": ((0.9, 1.6), (0.45, 0.9), (0.7, 1.3)), "veil": ((0.26, 0.38), (0.34, 0.46), (0.26, 0.38)),
+        "distance": (1.0, 1.7), "tilt": (0.2, 0.8), "ambient": (0.6, 0.95), "lamp": (0.1, 0.5),
+        "lamp_width": (0.4, 0.8), "lamp_offset": ((-0.1, 0.1), (-0.1, 0.15)), "vignette": (0.15, 0.4),
+        "caustics": (0.0, 0.15), "caustic_cell": (40, 110), "clouds": (0.2, 0.55), "snow": ("int", 200, 650),
+        "snow_brightness": (0.1, 0.3), "noise_sigma": (0.01, 0.03), "target_mean": (0.4, 0.55),
+        "white_balance": (0.2, 0.6), "exposure_s": (0.006, 0.02), "defocus": (0.5, 1.6), "jpeg_quality": ("int", 40, 86),
+    },
+    "dark": {
+        "beta": ((0.7, 1.3), (0.15, 0.35), (0.18, 0.45)), "veil": ((0.02, 0.08), (0.12, 0.30), (0.16, 0.36)),
+        "distance": (0.8, 1.5), "tilt": (0.1, 0.6), "ambient": (0.0, 0.1), "lamp": (1.0, 1.6),
+        "lamp_width": (0.28, 0.55), "lamp_offset": ((-0.15, 0.15), (-0.1, 0.2)), "vignette": (0.3, 0.6),
+        "caustics": 0.0, "caustic_cell": 80.0, "clouds": (0.1, 0.4), "snow": ("int", 80, 400),
+        "snow_brightness": (0.3, 0.7), "noise_sigma": (0.02, 0.05), "target_mean": (0.16, 0.28),
+        "white_balance": (0.1, 0.5), "exposure_s": (0.015, 0.04), "defocus": (0.0, 1.0), "jpeg_quality": ("int", 35, 81),
+    },
+}
+
+
+def _draw(spec: object, rng: np.random.Generator) -> object:
+    if isinstance(spec, (int, float)):
+        return float(spec)
+    assert isinstance(spec, tuple)
+    if spec and spec[0] == "int":
+        return int(rng.integers(spec[1], spec[2]))
+    if spec and isinstance(spec[0], tuple):  # a vector parameter: one range per element
+        return tuple(_draw(s, rng) for s in spec)
+    return float(rng.uniform(spec[0], spec[1]))
 
 
 def sample_water(preset: str, rng: np.random.Generator) -> WaterParams:
@@ -67,37 +105,11 @@ def sample_water(preset: str, rng: np.random.Generator) -> WaterParams:
         names = list(MIXED_WEIGHTS)
         p = np.array([MIXED_WEIGHTS[n] for n in names])
         preset = names[int(rng.choice(len(names), p=p / p.sum()))]
-    if preset == "clear":
-        beta = (_u(rng, 0.5, 1.0), _u(rng, 0.06, 0.16), _u(rng, 0.08, 0.22))
-        veil = (_u(rng, 0.02, 0.10), _u(rng, 0.30, 0.48), _u(rng, 0.38, 0.58))
-        return WaterParams(
-            "clear", beta, veil, distance=_u(rng, 0.6, 1.3), tilt=_u(rng, 0.1, 0.6), ambient=_u(rng, 0.8, 1.1),
-            lamp=_u(rng, 0.0, 0.35), lamp_width=_u(rng, 0.5, 0.9), lamp_offset=(_u(rng, -0.1, 0.1), _u(rng, -0.1, 0.15)),
-            vignette=_u(rng, 0.1, 0.35), caustics=_u(rng, 0.25, 0.7), caustic_cell=_u(rng, 40, 110),
-            clouds=_u(rng, 0.05, 0.2), snow=int(rng.integers(20, 120)), snow_brightness=_u(rng, 0.15, 0.35),
-            noise_sigma=_u(rng, 0.006, 0.02), target_mean=_u(rng, 0.4, 0.55), white_balance=_u(rng, 0.2, 0.8),
-            exposure_s=_u(rng, 0.003, 0.012), defocus=_u(rng, 0.0, 0.6), jpeg_quality=int(rng.integers(55, 96)))
-    if preset == "turbid":
-        beta = (_u(rng, 0.9, 1.6), _u(rng, 0.45, 0.9), _u(rng, 0.7, 1.3))
-        veil = (_u(rng, 0.26, 0.38), _u(rng, 0.34, 0.46), _u(rng, 0.26, 0.38))
-        return WaterParams(
-            "turbid", beta, veil, distance=_u(rng, 1.0, 1.7), tilt=_u(rng, 0.2, 0.8), ambient=_u(rng, 0.6, 0.95),
-            lamp=_u(rng, 0.1, 0.5), lamp_width=_u(rng, 0.4, 0.8), lamp_offset=(_u(rng, -0.1, 0.1), _u(rng, -0.1, 0.15)),
-            vignette=_u(rng, 0.15, 0.4), caustics=_u(rng, 0.0, 0.15), caustic_cell=_u(rng, 40, 110),
-            clouds=_u(rng, 0.2, 0.55), snow=int(rng.integers(200, 650)), snow_brightness=_u(rng, 0.1, 0.3),
-            noise_sigma=_u(rng, 0.01, 0.03), target_mean=_u(rng, 0.4, 0.55), white_balance=_u(rng, 0.2, 0.6),
-            exposure_s=_u(rng, 0.006, 0.02), defocus=_u(rng, 0.5, 1.6), jpeg_quality=int(rng.integers(40, 86)))
-    if preset == "dark":
-        beta = (_u(rng, 0.7, 1.3), _u(rng, 0.15, 0.35), _u(rng, 0.18, 0.45))
-        veil = (_u(rng, 0.02, 0.08), _u(rng, 0.12, 0.30), _u(rng, 0.16, 0.36))
-        return WaterParams(
-            "dark", beta, veil, distance=_u(rng, 0.8, 1.5), tilt=_u(rng, 0.1, 0.6), ambient=_u(rng, 0.0, 0.1),
-            lamp=_u(rng, 1.0, 1.6), lamp_width=_u(rng, 0.28, 0.55), lamp_offset=(_u(rng, -0.15, 0.15), _u(rng, -0.1, 0.2)),
-            vignette=_u(rng, 0.3, 0.6), caustics=0.0, caustic_cell=80.0,
-            clouds=_u(rng, 0.1, 0.4), snow=int(rng.integers(80, 400)), snow_brightness=_u(rng, 0.3, 0.7),
-            noise_sigma=_u(rng, 0.02, 0.05), target_mean=_u(rng, 0.16, 0.28), white_balance=_u(rng, 0.1, 0.5),
-            exposure_s=_u(rng, 0.015, 0.04), defocus=_u(rng, 0.0, 1.0), jpeg_quality=int(rng.integers(35, 81)))
-    raise ValueError(f"unknown preset {preset!r}; expected one of {PRESETS + ('mixed',)}")
+    if preset not in PRESET_RANGES:
+        raise ValueError(f"unknown preset {preset!r}; expected one of {PRESETS + ('mixed',)}")
+    ranges = PRESET_RANGES[preset]
+    values = {f.name: _draw(ranges[f.name], rng) for f in fields(WaterParams) if f.name != "preset"}
+    return WaterParams(preset=preset, **values)  # type: ignore[arg-type]
 
 
 class WaterModel:
