@@ -74,7 +74,7 @@ def model_config_dirs() -> list[Path]:
         from ament_index_python.packages import get_package_share_directory  # type: ignore[import-not-found]
 
         dirs.append(Path(get_package_share_directory("underwater_detection")) / "config" / "models")
-    except (ImportError, LookupError, ValueError):  # no ROS here, or the package is not in an ament index
+    except (ImportError, LookupError, ValueError, OSError):  # no ROS here, not in an ament index, or no AMENT_PREFIX_PATH
         pass
     return dirs
 
