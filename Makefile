@@ -11,7 +11,8 @@ STAMP := $(VENV)/.setup-done
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt setup.py setup.cfg scripts/setup_venv.sh
+$(STAMP): requirements.txt requirements-ros.txt setup.py setup.cfg scripts/setup_venv.sh scripts/build_vision_msgs.sh \
+          $(wildcard third_party/vision_msgs/msg/*.msg)
 	PYTHON=$(PYTHON) VENV=$(VENV) TORCH_SPEC="$(TORCH_SPEC)" bash scripts/setup_venv.sh
 	touch $(STAMP)
 

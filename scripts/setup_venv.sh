@@ -32,5 +32,12 @@ if ! "$VENV/bin/python" -c "import torch, sys; sys.exit(0 if torch.__version__.s
   "${PIP[@]}" install -q ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} "$TORCH_SPEC"
 fi
 "${PIP[@]}" install -q -r requirements.txt
+# ROS 2 Kilted from pip (rclpy, message packages, Fast DDS) and vision_msgs built from third_party/ into the venv.
+# UWDET_NO_ROS=1 skips both (a laptop or training server that never runs the node).
+if [ "${UWDET_NO_ROS:-0}" != 1 ]; then
+  "${PIP[@]}" install -q -r requirements-ros.txt
+  VENV="$VENV" bash scripts/build_vision_msgs.sh
+fi
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e .
-echo "venv ready: $VENV ($("$VENV/bin/python" -c 'import torch; print("torch", torch.__version__)'))"
+echo "venv ready: $VENV ($("$VENV/bin/python" -c 'import torch; print("torch", torch.__version__)')$(
+  [ "${UWDET_NO_ROS:-0}" = 1 ] || "$VENV/bin/python" -c 'import rclpy, vision_msgs; print(", ROS 2 Kilted rclpy + vision_msgs")'))"
