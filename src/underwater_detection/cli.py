@@ -253,6 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="print a checkpoint's model card (config, classes, provenance, metrics)")
     p.add_argument("checkpoint")
     p.set_defaults(func=cmd_inspect)
+
+    from .bags.commands import register as register_bag_commands
+
+    register_bag_commands(sub)
     return parser
 
 

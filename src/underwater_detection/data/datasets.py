@@ -45,6 +45,8 @@ import cv2
 import numpy as np
 from torch.utils.data import Dataset
 
+from .class_names import normalize_class_name  # noqa: F401  (re-exported: part of this module's API)
+
 BOX_TOLERANCE_PX = 1.0  # a box may stick out of the image by this much (rounding in annotation tools); it is clipped
 _MAX_LISTED_PROBLEMS = 20
 
@@ -103,11 +105,6 @@ class _Record:
     # and these strings say which box is which in that error.
     box_refs: Sequence[Any] | None = None
     checked: bool = True
-
-
-def normalize_class_name(name: str) -> str:
-    """``"Sea cucumber"``, ``"sea-cucumber"`` and ``"sea_cucumber"`` are the same class."""
-    return re.sub(r"[\s\-]+", "_", str(name).strip().lower())
 
 
 def _class_index(class_names: Sequence[str], where: str | Path) -> dict[str, int]:
