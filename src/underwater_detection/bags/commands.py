@@ -135,6 +135,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="before starting, wait until every played topic has N subscribers (0: don't wait)")
     p.add_argument("--wait-timeout", type=float, default=30.0, help="seconds --wait-for-subscribers waits at most")
     p.add_argument("--remap", nargs="*", default=[], metavar="FROM:=TO", help="publish topic FROM as TO")
+    p.add_argument("--linger", type=float, default=1.0,
+                   help="seconds to stay up after the last message so reliable subscribers receive it (default 1)")
     p.set_defaults(func=cmd_bag_play)
 
     p = sub.add_parser("bag-record", help="record ROS 2 topics into a rosbag2 MCAP folder (needs rclpy)")
@@ -144,6 +146,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--qos", choices=("auto", "reliable", "best_effort"), default="auto",
                    help="subscription reliability; auto matches what the publishers offer")
-    p.add_argument("--ready-file", default=None,
-                   help="create this file once every topic is subscribed (lets scripts start publishers after)")
+    p.add_argument("--status-file", default=None,
+                   help="JSON file rewritten whenever a topic gets subscribed (lets scripts start publishers after)")
     p.set_defaults(func=cmd_bag_record)
