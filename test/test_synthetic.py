@@ -233,7 +233,7 @@ def test_config_validation():
 def test_object_scale_grows_objects_without_changing_the_scene():
     from underwater_detection.data.synthetic import SequenceConfig, SyntheticSequence
 
-    base = SequenceConfig(width=320, height=240, num_frames=3, preset="clear")
+    base = SequenceConfig(width=320, height=240, num_frames=3, preset="clear", object_scale=1.0)
     small = [SyntheticSequence(11, base).frame(i) for i in range(3)]
     large = [SyntheticSequence(11, SequenceConfig(**{**base.__dict__, "object_scale": 2.0})).frame(i) for i in range(3)]
 

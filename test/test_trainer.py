@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from underwater_detection.data.toy_scenes import MARINE_CLASSES, make_scenes, make_sequence
-from underwater_detection.engine.train_config import SolverConfig, TrainConfig, load_train_config
+from underwater_detection.engine.train_config import InitConfig, SolverConfig, TrainConfig, load_train_config
 from underwater_detection.engine.trainer import train
 from underwater_detection.models.checkpoint import load_model
 
@@ -133,6 +133,33 @@ def test_temporal_two_stage_freezes_the_reference_generator(tmp_path, coco):
     # first half: only RG terms are optimised; the RD terms are still reported
     assert float(rows[0]["objective_loss"]) == pytest.approx(float(rows[0]["arm_loc"]) + float(rows[0]["arm_conf"]), rel=1e-4)
     assert float(rows[3]["objective_loss"]) == pytest.approx(float(rows[3]["odm_loc"]) + float(rows[3]["odm_conf"]), rel=1e-4)
+
+
+def test_trnet_shares_a_frozen_reference_generator_from_a_tdrnet_checkpoint(tmp_path, coco):
+    """The shipped TRNet reuses the shipped TDRNet's RG: copied exactly, never updated, only RD learns."""
+    source = train(recipe(tmp_path / "tdrnet", coco, model="tdrnet_lite", iterations=2), device="cpu", show_progress=False)
+    tdrnet, _ = load_model(source)
+    cfg = recipe(tmp_path, coco, model="trnet_lite", iterations=3)
+    cfg.init = InitConfig(checkpoint=str(source), modules=["rg"], freeze=True)
+    trnet, _ = load_model(train(cfg, device="cpu", show_progress=False))
+    tdr_state = tdrnet.state_dict()
+    for key, value in trnet.state_dict().items():
+        if key.startswith("rg."):
+            # weights and BN statistics: copied from the (trained) TDRNet, then unchanged by TRNet's 3 steps
+            assert torch.equal(value, tdr_state[key]), key
+    rows = list(csv.DictReader(open(tmp_path / "run" / "log.csv")))
+    assert all(float(r["objective_loss"]) == pytest.approx(float(r["odm_loc"]) + float(r["odm_conf"]), rel=1e-4) for r in rows)
+
+
+def test_init_from_a_checkpoint_that_does_not_fit_is_a_clear_error(tmp_path, coco):
+    source = train(recipe(tmp_path / "ssd", coco, iterations=1), device="cpu", show_progress=False)
+    cfg = recipe(tmp_path, coco, model="trnet_lite", iterations=1)
+    cfg.init = InitConfig(checkpoint=str(source), modules=["rg"])
+    with pytest.raises(ValueError, match="does not fit module 'rg'"):
+        train(cfg, device="cpu", show_progress=False)
+    cfg.init = InitConfig(checkpoint=str(source), modules=["nope"])
+    with pytest.raises(ValueError, match="no module 'nope'"):
+        train(cfg, device="cpu", show_progress=False)
 
 
 def test_torchrun_ddp_two_processes_on_cpu(tmp_path, coco):

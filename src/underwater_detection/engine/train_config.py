@@ -88,6 +88,22 @@ class SolverConfig:
 
 
 @dataclass
+class InitConfig:
+    """Start some sub-networks from another checkpoint's weights, e.g. TRNet's RG from the shipped TDRNet so
+    both share one reference generator (the paper trains TRNet and TDRNet from one RG)."""
+
+    checkpoint: str
+    modules: list[str] = field(default_factory=lambda: ["rg"])  # top-level child modules to copy
+    freeze: bool = True  # frozen modules do not learn; a frozen RG makes the objective RD-only (refinement)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.modules, str):
+            self.modules = [self.modules]
+        if not self.checkpoint or not self.modules:
+            raise ValueError("init: needs a checkpoint path and at least one module name")
+
+
+@dataclass
 class TrainConfig:
     name: str
     model: str  # a config/models name or a YAML path
@@ -100,6 +116,7 @@ class TrainConfig:
     log_every: int = 20
     amp: bool = True  # only takes effect on CUDA
     description: str = ""
+    init: InitConfig | None = None
 
     def __post_init__(self) -> None:
         if self.checkpoint_every < 1 or self.log_every < 1:
@@ -123,6 +140,8 @@ class TrainConfig:
                 raise ValueError(f"{where}: missing '{key}'")
         cfg["data"] = _from_dict(DataConfig, cfg["data"], f"{where}: data")
         cfg["solver"] = _from_dict(SolverConfig, cfg.get("solver"), f"{where}: solver")
+        if cfg.get("init") is not None:
+            cfg["init"] = _from_dict(InitConfig, cfg["init"], f"{where}: init")
         out = cls(**cfg)
         if not out.output_dir:
             out.output_dir = str(Path("runs") / out.name)

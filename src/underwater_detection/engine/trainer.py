@@ -37,13 +37,13 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from ..models.checkpoint import save_checkpoint
+from ..models.checkpoint import read_checkpoint, save_checkpoint
 from ..models.registry import build_model, preprocess_config, priors_for
 from ..models.spec import ModelSpec, load_model_spec
 from ..models.temporal import TemporalRefinementNet
 from ..ops.losses import MultiBoxLoss
 from .temporal import resolve_device
-from .train_config import TrainConfig
+from .train_config import InitConfig, TrainConfig
 from .training import detection_step, freeze, objective_loss
 
 STATE_FILE = "train_state.pt"
@@ -134,6 +134,36 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
             os.unlink(tmp)
 
 
+def initialise_from_checkpoint(model: nn.Module, init: InitConfig, class_names: Sequence[str]) -> list[str]:
+    """Copy ``init.modules`` (top-level children such as ``rg``) from ``init.checkpoint`` into ``model``.
+
+    Every parameter and buffer of those modules must exist in the checkpoint with the same shape (extra keys
+    there are fine: TDRNet's RG carries feature-offset predictors that TRNet's RG lacks). Returns the names of
+    the modules it froze."""
+    ckpt = read_checkpoint(init.checkpoint)
+    if list(ckpt.class_names) != list(class_names):
+        raise ValueError(f"init: {init.checkpoint} predicts {ckpt.class_names}, the recipe trains {list(class_names)}")
+    children = dict(model.named_children())
+    frozen: list[str] = []
+    for name in init.modules:
+        if name not in children:
+            raise ValueError(f"init: model has no module {name!r}; it has {sorted(children)}")
+        target = children[name].state_dict()
+        prefix = name + "."
+        source = {k[len(prefix):]: v for k, v in ckpt.state_dict.items() if k.startswith(prefix)}
+        missing = [k for k in target if k not in source]
+        wrong = [k for k in target if k in source and tuple(source[k].shape) != tuple(target[k].shape)]
+        if missing or wrong:
+            raise ValueError(
+                f"init: {init.checkpoint} does not fit module {name!r}: missing {missing[:5]}, shape mismatch {wrong[:5]}"
+            )
+        children[name].load_state_dict({k: source[k] for k in target})
+        if init.freeze:
+            freeze(children[name])
+            frozen.append(name)
+    return frozen
+
+
 class Trainer:
     def __init__(
         self,
@@ -168,6 +198,9 @@ class Trainer:
             spec = spec.with_input_size(*config.input_size)
         self.spec: ModelSpec = spec
         self.model = build_model(spec, len(self.class_names)).to(self.device)
+        self.frozen_modules: list[str] = []
+        if config.init is not None:
+            self.frozen_modules = initialise_from_checkpoint(self.model, config.init, self.class_names)
         self.preprocess = preprocess_config(spec, self.model)
         self.priors = priors_for(spec, self.device)
         self.criterion = MultiBoxLoss.for_model(
@@ -276,6 +309,8 @@ class Trainer:
         return self.cfg.solver.objective == "two-stage" and isinstance(self.model, TemporalRefinementNet)
 
     def _objective(self) -> str:
+        if "rg" in self.frozen_modules and isinstance(self.model, TemporalRefinementNet):
+            return "refinement"  # RG comes frozen from another checkpoint: only RD learns
         if not self._two_stage():
             return "joint"
         half = self.cfg.solver.iterations // 2

@@ -48,8 +48,9 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--frames", type=positive_int, default=TEST_FRAMES, help="frames per sequence")
     parser.add_argument("--size", type=_size, default=(640, 480), help="frame size WxH (default 640x480)")
     parser.add_argument("--fps", type=float, default=10.0, help="frame rate of the camera (default 10)")
-    parser.add_argument("--object-scale", type=float, default=1.0,
-                        help="multiply target/distractor sizes (default 1.0; 2.0 doubles them)")
+    parser.add_argument("--object-scale", type=float, default=SequenceConfig.object_scale,
+                        help=f"multiply target/distractor sizes (default {SequenceConfig.object_scale}, the benchmark's "
+                             "scale; 1.0 gives objects half as large)")
     parser.add_argument("--preset", choices=PRESETS + ("mixed",), default="mixed",
                         help="water difficulty; mixed samples one per sequence")
     parser.add_argument("--seed-offset", type=int, default=0, help="skip this many seeds into the split's range")
