@@ -82,6 +82,13 @@ class RosProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def running(self) -> bool:
+        """True while running; an AssertionError with the log if it has exited (so waits fail fast)."""
+        if not self.alive():
+            raise AssertionError(f"{' '.join(self.args[:4])} ... exited with {self.proc and self.proc.returncode}:\n"
+                                 f"{self.log()}")
+        return True
+
     def log(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")
@@ -90,8 +97,13 @@ class RosProcess:
 
 
 def python_module(module: str, *ros_args: str) -> list[str]:
-    """Command line that runs ``python -m module --ros-args ...`` with the test's interpreter."""
+    """Command line that runs ``python -m module --ros-args ...`` (a node) with the test's interpreter."""
     return [sys.executable, "-m", module, *(["--ros-args", *ros_args] if ros_args else [])]
+
+
+def uwdet(*args: str) -> list[str]:
+    """Command line of ``uwdet ARGS`` with the test's interpreter."""
+    return [sys.executable, "-m", "underwater_detection.cli", *args]
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str, logs: Callable[[], str] = lambda: "") -> None:

@@ -73,7 +73,8 @@ def running(tmp_path_factory):
                 "dets": peer.node.create_publisher(Detection2DArray, "/detector_node/detections", RELIABLE),
                 "info": peer.node.create_publisher(CameraInfo, "/camera/camera_info", RELIABLE),
             }
-            wait_until(lambda: pubs["dets"].get_subscription_count() >= 1 and peer.messages(f"{NODE}/target_active"),
+            wait_until(lambda: proc.running() and pubs["dets"].get_subscription_count() >= 1
+                       and peer.messages(f"{NODE}/target_active"),
                        60, "the grasp node to subscribe and latch target_active", proc.log)
             yield proc, peer, pubs
         finally:

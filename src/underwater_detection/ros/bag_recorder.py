@@ -3,8 +3,9 @@
 The small stand-in for ``ros2 bag record`` (not on PyPI) that the demo and the tests use to capture what the
 nodes publish over real DDS.
 
-* Topic types are discovered from the graph: a topic is subscribed as soon as a publisher for it appears, so
-  the recorder can start before the nodes it records.
+* Topic types are discovered from the graph: a topic is subscribed as soon as a publisher for it appears
+  (not before: the publishers' QoS decides the subscription's), so the recorder can start before the nodes
+  it records.
 * Messages are received serialised (``raw=True``) and written as they are: no deserialisation cost.
 * Log time = reception time on the node's clock (system time, or ``/clock`` under ``use_sim_time``), which
   is what latency measurements from a recording use.
@@ -88,6 +89,8 @@ class BagRecorder:
                 changed = True
                 continue
             infos = self.node.get_publishers_info_by_topic(topic)
+            if not infos:
+                continue  # only subscribers so far: wait for a publisher, whose QoS decides ours
             qos = subscription_qos([i.qos_profile for i in infos], self.qos_mode)
             self.writer.add_topic(topic, msgtype)
             self._subscriptions.append(self.node.create_subscription(
