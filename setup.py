@@ -45,6 +45,7 @@ setup(
     entry_points={
         "console_scripts": [
             "uwdet = underwater_detection.cli:main",
+            "detector_node = underwater_detection.ros.detector_node:main",
         ],
     },
 )
