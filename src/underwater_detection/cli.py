@@ -183,6 +183,41 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_results(args: argparse.Namespace) -> int:
+    from .data.datasets import load_dataset
+    from .engine import benchmark_results as br
+    from .engine.runtime import configure_cpu_runtime
+    from .models.checkpoint import CheckpointError, read_checkpoint
+
+    configure_cpu_runtime(args.threads)
+    models_dir = Path(args.models_dir)
+    paths = [models_dir / f"{name}.pt" for name in args.models]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise UserError(f"no checkpoint {', '.join(missing)}; train them first (make train-NAME_synth, models/README.md)")
+    try:
+        class_names = read_checkpoint(paths[0]).class_names
+        dataset = load_dataset(args.data, class_names=list(class_names))
+    except (CheckpointError, ValueError, FileNotFoundError) as exc:
+        raise UserError(str(exc)) from exc
+    if args.sequences is not None:
+        dataset = br.SequenceSubset(dataset, args.sequences)
+    try:
+        res = br.run_benchmark(paths, dataset, args.k, args.e, device=args.device, fps=args.fps,
+                               data_name=str(args.data))
+    except (CheckpointError, ValueError) as exc:
+        raise UserError(str(exc)) from exc
+    print(f"results on {args.data} ({res.rows[0].result.frames} frames per row, {args.threads} threads, "
+          f"{res.wall_s / 60:.1f} min)")
+    print(br.format_table(res))
+    print()
+    print(br.format_claims(res))
+    meta = {"command": " ".join(sys.argv), "threads": args.threads, "models": [str(p) for p in paths]}
+    for path in br.write_outputs(res, args.out, meta):
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from .data.synthetic.cli import synth_main
 
@@ -247,6 +282,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="out/eval", help="folder for eval.json and the PNG plots")
     p.set_defaults(func=cmd_eval)
 
+    from .engine.benchmark_results import DEFAULT_KEY_INTERVALS, DEFAULT_MODELS, DEFAULT_SOFT_COEFFICIENTS
+
+    p = sub.add_parser("results", help="the README results table: every shipped model on the synthetic test split, "
+                                       "k x e for the temporal ones, and the paper's claims checked")
+    p.add_argument("--models-dir", default="models")
+    p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help="checkpoint names in --models-dir")
+    p.add_argument("--data", default="data/synth/test/annotations.json", help="test split (make data-synth)")
+    p.add_argument("-k", type=positive_int, nargs="+", default=list(DEFAULT_KEY_INTERVALS))
+    p.add_argument("-e", type=float, nargs="+", default=list(DEFAULT_SOFT_COEFFICIENTS))
+    p.add_argument("--sequences", type=positive_int, default=None, help="only the first N sequences (quick look)")
+    p.add_argument("--fps", type=float, default=10.0, help="frame rate used to make stamps from frame indices")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=positive_int, default=2)
+    p.add_argument("--out", default="out/results", help="folder for results.json, results.md and sweep plots")
+    p.set_defaults(func=cmd_results)
+
     p = sub.add_parser("models", help="list the model configs in config/models")
     p.set_defaults(func=cmd_models)
 
@@ -257,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .bags.commands import register as register_bag_commands
 
     register_bag_commands(sub)
+    from .ros.commands import register as register_ros_commands  # no rclpy import: the nodes it starts load ROS
+
+    register_ros_commands(sub)
     return parser
 
 

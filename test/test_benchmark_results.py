@@ -1,0 +1,102 @@
+"""`uwdet results`: the claims logic on known numbers, and the command end to end on tiny trained models."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from test_trainer import recipe, write_coco
+from underwater_detection.engine.benchmark_results import BenchmarkResults, Row, check_claims
+from underwater_detection.engine.evaluation import EvalResult
+from underwater_detection.engine.trainer import train
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def result(map50: float, k: int | None = None, e: float | None = None, fps: float = 40.0) -> EvalResult:
+    coco = {n: map50 / 2 for n in ("AP", "AP50", "AP75", "APs", "APm", "APl")}
+    return EvalResult(map50, map50, {}, coco, 100, 100 if k is None else 100 // k, 1000 / fps, fps, 1000 / fps, k, e)
+
+
+def table(**maps: float) -> BenchmarkResults:
+    res = BenchmarkResults(data="fixture")
+    for key, value in maps.items():
+        arch, _, rest = key.partition("_k")
+        if rest:
+            k, e = rest.split("_e")
+            res.rows.append(Row(arch, arch, result(value, int(k), float(e) / 10)))
+        else:
+            res.rows.append(Row(arch, arch, result(value)))
+    return res
+
+
+def claims_by_name(res: BenchmarkResults) -> dict[str, bool | None]:
+    return {c.name: c.holds for c in check_claims(res)}
+
+
+def test_claims_hold_on_numbers_shaped_like_the_paper():
+    res = table(ssd4s=0.70, refinedet=0.72, drnet=0.75,
+                tdrnet_k1_e10=0.78, tdrnet_k4_e10=0.776, tdrnet_k8_e10=0.775,
+                trnet_k1_e10=0.74, trnet_k8_e10=0.70, trnet_k1_e5=0.73, trnet_k8_e5=0.715)
+    got = claims_by_name(res)
+    assert got["DRNet > RefineDet > SSD4s"] is True
+    assert got["TDRNet (k=4) beats per-frame SSD4s by >= 2 points"] is True
+    assert got["TDRNet loses <= 1 point from k=1 to k=8"] is True
+    assert got["TRNet (e=1) loses more than TDRNet from k=1 to k=8"] is True
+    assert got["e=0.5 narrows TRNet's loss from k=1 to k=8"] is True
+    assert [v for k, v in got.items() if k.startswith("Goal")] == [False]  # 77.6 < 85
+
+
+def test_claims_report_what_does_not_hold_and_what_was_not_measured():
+    res = table(ssd4s=0.70, refinedet=0.69, drnet=0.75, tdrnet_k1_e10=0.78, tdrnet_k4_e10=0.71, tdrnet_k8_e10=0.70)
+    got = claims_by_name(res)
+    assert got["DRNet > RefineDet > SSD4s"] is False
+    assert got["TDRNet (k=4) beats per-frame SSD4s by >= 2 points"] is False  # +1.0 point only
+    assert got["TDRNet loses <= 1 point from k=1 to k=8"] is False
+    assert "TRNet (e=1) loses more than TDRNet from k=1 to k=8" not in got  # TRNet not evaluated
+    assert claims_by_name(table(ssd4s=0.5))["DRNet > RefineDet > SSD4s"] is None
+
+
+def test_goal_needs_both_accuracy_and_speed():
+    fast = BenchmarkResults(data="x", rows=[Row("tdrnet", "tdrnet", result(0.9, 4, 1.0, fps=31.0))])
+    slow = BenchmarkResults(data="x", rows=[Row("tdrnet", "tdrnet", result(0.9, 4, 1.0, fps=12.0))])
+    goal = [c for c in check_claims(fast) if c.name.startswith("Goal")]
+    assert goal[0].holds is True
+    assert [c.holds for c in check_claims(slow) if c.name.startswith("Goal")] == [False]
+
+
+def test_results_command_end_to_end(tmp_path):
+    """Two tiny trained checkpoints (per-frame and temporal) in a models folder: table, claims, JSON, plot."""
+    data = write_coco(tmp_path / "data")
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in ("ssd4s_lite", "trnet_lite"):
+        path = train(recipe(tmp_path / name, data, model=name, iterations=2), device="cpu", show_progress=False)
+        shutil.copy(path, models / f"{name}.pt")
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "underwater_detection.cli", "results", "--models-dir", str(models), "--models",
+         "ssd4s_lite", "trnet_lite", "--data", str(data), "-k", "1", "4", "-e", "1", "0.5", "--threads", "1",
+         "--out", str(out)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    payload = json.loads((out / "results.json").read_text())
+    rows = [(r["model"], r["key_interval"], r["soft_coefficient"]) for r in payload["rows"]]
+    assert rows == [("ssd4s_lite", None, None), ("trnet_lite", 1, 1.0), ("trnet_lite", 4, 1.0),
+                    ("trnet_lite", 1, 0.5), ("trnet_lite", 4, 0.5)]
+    assert all(0.0 <= r["voc_map50"] <= 1.0 and r["frames"] == 12 for r in payload["rows"])
+    assert {c["claim"]: c["holds"] for c in payload["claims"]}["DRNet > RefineDet > SSD4s"] is None
+    assert "| trnet_lite | 4 | 0.5 |" in proc.stdout and "not measured" in proc.stdout
+    assert (out / "sweep_trnet.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_results_command_names_missing_checkpoints(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    proc = subprocess.run([sys.executable, "-m", "underwater_detection.cli", "results", "--models-dir", str(tmp_path)],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "ssd4s_lite.pt" in proc.stderr and "Traceback" not in proc.stderr
