@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup test test-slow bench-models bench data-synth clean-venv
+.PHONY: setup test test-slow bench-models bench data-synth train-shipped results clean-venv
 
 setup: $(STAMP)
 
@@ -38,6 +38,14 @@ $(SYNTH)/val/annotations.json:
 	$(VENV)/bin/uwdet synth --out $(SYNTH)/val --split val --sequences 5 --frames 100 --workers 2 --overwrite
 $(SYNTH)/test/annotations.json:
 	$(VENV)/bin/uwdet synth --out $(SYNTH)/test --split test --workers 2 --overwrite
+
+# `make train-shipped`: train (or resume) all five shipped models in order and copy them to models/ (~3 h on 2 cores).
+train-shipped: data-synth
+	scripts/train_shipped_models.sh
+
+# `make results`: the README results table (every shipped model on the test split, k x e) and the paper's claims.
+results: data-synth
+	$(VENV)/bin/uwdet results --out out/results
 
 # `make train-tdrnet_lite_synth`: train (or resume) the recipe config/train/<name>.yaml on the synthetic data.
 train-%: data-synth
