@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 
-import cv2
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
@@ -110,6 +109,21 @@ def test_label_info_reaches_a_late_subscriber(ros):
     assert [(c.class_id, c.class_name) for c in info.class_map] == list(enumerate(DEFAULT_CLASS_NAMES))
     assert info.threshold == pytest.approx(QUIET_THRESHOLD)
     assert "UNTRAINED MODEL" in node.log()
+
+
+def test_published_types_have_the_hashes_rosbags_computes(ros):
+    """The node's vision_msgs (built from third_party/vision_msgs, or apt's on a vehicle) announce the same RIHS01
+    type hashes that the bag tools compute from the .msg files, so recorded and replayed data match."""
+    from underwater_detection.data.synthetic.ros_types import get_typestore
+
+    node, client = ros
+    typestore = get_typestore()
+    for topic, type_name in ((f"/{NODE}/detections", "vision_msgs/msg/Detection2DArray"),
+                             (f"/{NODE}/label_info", "vision_msgs/msg/LabelInfo")):
+        assert client.wait_for(lambda: client.node.get_publishers_info_by_topic(topic), 10.0), topic
+        [info] = client.node.get_publishers_info_by_topic(topic)
+        assert info.topic_type == type_name
+        assert str(info.topic_type_hash) == typestore.hash_rihs01(type_name)
 
 
 def _encoding_cases():

@@ -173,6 +173,10 @@ class DetectorNode(LifecycleNode):
             self.get_logger().error(f"configure failed: {exc}")
             self._release()
             return TransitionCallbackReturn.FAILURE
+        except Exception as exc:  # noqa: BLE001 - rclpy would turn it into a silent ERROR transition
+            self.get_logger().error(f"configure failed unexpectedly: {exc!r}")
+            self._release()
+            return TransitionCallbackReturn.FAILURE
         self._state = "inactive"
         return TransitionCallbackReturn.SUCCESS
 
@@ -246,7 +250,7 @@ class DetectorNode(LifecycleNode):
                 msg_type, topic, self._on_image, image_qos(self._param("qos_reliability")),
                 event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos),
             )
-        except (ValueError, RuntimeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - invalid topic name, QoS, ...: say so, stay inactive
             self.get_logger().error(f"activate failed: {exc}")
             self._stop_input()
             return TransitionCallbackReturn.FAILURE
@@ -442,7 +446,6 @@ def main(args: list[str] | None = None) -> int:
     node = DetectorNode()
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    code = 0
     try:
         if node.get_parameter("autostart").value:
             node.trigger_configure()
@@ -460,7 +463,7 @@ def main(args: list[str] | None = None) -> int:
         executor.remove_node(node)
         node.destroy_node()
         rclpy.try_shutdown()
-    return code
+    return 0
 
 
 if __name__ == "__main__":
