@@ -135,6 +135,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="before starting, wait until every played topic has N subscribers (0: don't wait)")
     p.add_argument("--wait-timeout", type=float, default=30.0, help="seconds --wait-for-subscribers waits at most")
     p.add_argument("--remap", nargs="*", default=[], metavar="FROM:=TO", help="publish topic FROM as TO")
+    p.add_argument("--publish-log", default=None,
+                   help="write every publish's wall-clock time to this JSON-lines file (latency measurements)")
     p.add_argument("--linger", type=float, default=1.0,
                    help="seconds to stay up after the last message so reliable subscribers receive it (default 1)")
     p.set_defaults(func=cmd_bag_play)

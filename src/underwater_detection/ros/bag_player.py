@@ -11,6 +11,7 @@ the real nodes be tested from bags on any machine with rclpy.
   ``use_sim_time:=true``; the clock value follows the same timeline as the messages.
 * QoS: reliable by default (a replay that is meant to be lossless), keep-last ``--depth``, volatile; best
   effort by option. Note a reliable *subscriber* (e.g. a recorder) does not match a best-effort publisher.
+* ``--publish-log FILE`` writes each publish's wall-clock time (JSON lines), for latency measurements.
 * ``--wait-for-subscribers N`` holds the start until every played topic has N subscribers, so tests and the
   demo never lose the first frames to discovery; ``--start-delay`` is the simple fallback.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import signal
 import sys
 import threading
@@ -61,6 +63,7 @@ class PlayStats:
     loops: int = 0
     wall_s: float = 0.0
     max_late_ms: float = 0.0  # worst lag of a publish behind its scheduled time
+    log: list[tuple[str, int, int]] = field(default_factory=list)  # (topic, bag log time, wall ns) if logging
 
 
 class BagPlayer:
@@ -68,13 +71,14 @@ class BagPlayer:
 
     def __init__(self, node: Node, bag: str | Path, topics: list[str] | None = None, rate: float = 1.0,
                  loop: bool = False, clock_hz: float = 0.0, reliability: str = "reliable", depth: int = 10,
-                 remap: dict[str, str] | None = None) -> None:
+                 remap: dict[str, str] | None = None, log_publishes: bool = False) -> None:
         if not rate > 0:
             raise BagError(f"rate must be > 0, got {rate}")
         self.node = node
         self.bag_path = Path(bag)
         self.rate, self.loop, self.clock_hz = float(rate), bool(loop), float(clock_hz)
         self.remap = dict(remap or {})
+        self.log_publishes = log_publishes
         self._stop = threading.Event()
         self.stats = PlayStats()
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=int(depth),
@@ -162,9 +166,22 @@ class BagPlayer:
                 if self._stop.is_set():
                     return
                 self._bag_time_ns = log_time
+                wall_ns = time.time_ns()  # CLOCK_REALTIME: comparable with other processes' reception times
                 self.publishers[topic].publish(bytes(raw))
+                if self.log_publishes:
+                    self.stats.log.append((topic, log_time, wall_ns))
                 self.stats.published[topic] += 1
                 self.stats.max_late_ms = max(self.stats.max_late_ms, (time.monotonic() - due) * 1e3)
+
+
+def write_publish_log(path: str | Path, stats: PlayStats) -> Path:
+    """One JSON object per published message: topic, the bag's log time and the wall-clock publish time (ns)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        for topic, log_time, wall in stats.log:
+            fh.write(json.dumps({"topic": topic, "log_time_ns": log_time, "wall_ns": wall}) + "\n")
+    return path
 
 
 def play_main(args: argparse.Namespace) -> int:
@@ -180,7 +197,8 @@ def play_main(args: argparse.Namespace) -> int:
     old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         player = BagPlayer(node, args.bag, topics=args.topics, rate=args.rate, loop=args.loop, clock_hz=args.clock,
-                           reliability=args.qos, depth=args.depth, remap=parse_remaps(args.remap))
+                           reliability=args.qos, depth=args.depth, remap=parse_remaps(args.remap),
+                           log_publishes=bool(args.publish_log))
         for topic, why in player.stats.skipped_topics.items():
             print(f"bag-play: skipping {topic}: {why}", file=sys.stderr)
         if args.wait_for_subscribers > 0:
@@ -191,6 +209,8 @@ def play_main(args: argparse.Namespace) -> int:
         time.sleep(max(0.0, args.start_delay))
         print(f"bag-play: playing {args.bag} at rate {args.rate:g} ({', '.join(player.publishers)})", flush=True)
         stats = player.play()
+        if args.publish_log:
+            write_publish_log(args.publish_log, stats)
         time.sleep(max(0.0, args.linger))  # let reliable writers deliver the last messages before the node dies
         total = sum(stats.published.values())
         print(f"bag-play: published {total} messages in {stats.wall_s:.2f} s "
