@@ -46,6 +46,7 @@ setup(
         "console_scripts": [
             "uwdet = underwater_detection.cli:main",
             "detector_node = underwater_detection.ros.detector_node:main",
+            "grasp_target_node = underwater_detection.ros.grasp_target_node:main",
         ],
     },
 )
