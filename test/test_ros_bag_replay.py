@@ -89,3 +89,50 @@ def test_replayed_bag_through_the_node_equals_bag_eval(tmp_path):
         compared += len(got)
     assert len(set(id_map.values())) == len(id_map)
     assert compared > 0, "no detections to compare: the test would prove nothing"
+
+
+def test_player_publishes_exact_bytes_with_clock_and_loop(tmp_path):
+    """Raw playback keeps every byte (header included); /clock follows the bag's timeline; --loop repeats."""
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rosgraph_msgs.msg import Clock
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from sensor_msgs.msg import Image
+
+    from ros_process_utils import TestPeer
+
+    ts = get_typestore()
+    t = ts.types
+    epoch = 1_700_000_000 * 10**9
+    sent = []
+    with Writer(tmp_path / "tiny", version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        conn = writer.add_connection("/camera/image_raw", "sensor_msgs/msg/Image", typestore=ts)
+        for i in range(3):
+            ns = epoch + i * 100_000_000
+            pixels = np.full((4, 6, 3), 40 * i, np.uint8)
+            msg = t["sensor_msgs/msg/Image"](
+                header=t["std_msgs/msg/Header"](stamp=t["builtin_interfaces/msg/Time"](sec=ns // 10**9, nanosec=ns % 10**9),
+                                                frame_id=f"cam{i}"),
+                height=4, width=6, encoding="rgb8", is_bigendian=0, step=18, data=pixels.reshape(-1))
+            writer.write(conn, ns, ts.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+            sent.append((ns, f"cam{i}", 40 * i))
+    domain = fresh_domain_id()
+    peer = TestPeer("player_test_peer", domain)
+    try:
+        peer.subscribe(Image, "/camera/image_raw", QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+        peer.subscribe(Clock, "/clock", QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+        args = uwdet("bag-play", str(tmp_path / "tiny"), "--clock", "50", "--loop", "--wait-for-subscribers", "1",
+                     "--start-delay", "0.2")
+        with RosProcess(args, ros_env(domain), tmp_path / "play.log") as play:
+            wait_until(lambda: play.running() and len(peer.messages("/camera/image_raw")) >= 7, 60,
+                       "two loops of the bag", play.log)
+            assert play.stop() == 0, play.log()
+    finally:
+        peer.close()
+    images = peer.messages("/camera/image_raw")
+    for i, img in enumerate(images[:7]):
+        ns, frame_id, value = sent[i % 3]
+        assert (img.header.stamp.sec * 10**9 + img.header.stamp.nanosec, img.header.frame_id) == (ns, frame_id)
+        assert bytes(img.data) == bytes([value]) * 72
+    clocks = [c.clock.sec * 10**9 + c.clock.nanosec for c in peer.messages("/clock")]
+    assert clocks and all(epoch <= c <= epoch + 200_000_000 for c in clocks)
+    assert "published" in play.log()
