@@ -37,6 +37,13 @@ def checkpoint(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def slow_checkpoint(tmp_path_factory):
+    """~30 ms a frame on one CPU thread: slower than a 100 Hz burst, so the node must drop frames."""
+    return write_random_checkpoint(tmp_path_factory.mktemp("ckpt_slow") / "ssd4s_lite_512.pt", "ssd4s_lite",
+                                   input_size=(512, 512))
+
+
+@pytest.fixture(scope="module")
 def ros(checkpoint, tmp_path_factory):
     """(node process, client); the node runs for the whole module."""
     domain = fresh_domain_id()
@@ -234,14 +241,22 @@ def test_both_reliable_and_best_effort_cameras_are_received(ros):
         assert out.header.frame_id == frame_id
 
 
-def test_a_burst_is_processed_newest_first_with_drops_counted(ros):
-    """50 VGA frames at ~400 Hz. The node is switched to a reliable subscription for this (deactivate, set,
-    activate) so that DDS itself loses nothing and every frame the node does not process is one it dropped
-    on purpose; a best-effort link loses large frames in bursts before they reach the node."""
-    node, client = ros
+def _reconfigure(client: RosClient, **values) -> None:
+    """deactivate -> cleanup -> set parameters -> configure -> activate."""
     assert client.change_state(NODE, Transition.TRANSITION_DEACTIVATE)
-    assert client.set_parameters(NODE, qos_reliability="reliable")[0].successful
+    assert client.change_state(NODE, Transition.TRANSITION_CLEANUP)
+    results = client.set_parameters(NODE, **values)
+    assert all(r.successful for r in results), [r.reason for r in results]
+    assert client.change_state(NODE, Transition.TRANSITION_CONFIGURE)
     assert client.change_state(NODE, Transition.TRANSITION_ACTIVATE)
+
+
+def test_a_burst_is_processed_newest_first_with_drops_counted(ros, checkpoint, slow_checkpoint):
+    """50 VGA frames at ~100 Hz into a model that needs ~30 ms a frame (512 x 512 input). For this test the
+    node runs that model with a reliable subscription, so DDS itself loses nothing at the end of the burst and
+    the frames the node skips are ones it dropped on purpose and counted."""
+    node, client = ros
+    _reconfigure(client, model_path=str(slow_checkpoint), qos_reliability="reliable")
     try:
         detections = client.collect(Detection2DArray, f"/{NODE}/detections")
         diagnostics = client.collect(DiagnosticArray, "/diagnostics")
@@ -255,16 +270,14 @@ def test_a_burst_is_processed_newest_first_with_drops_counted(ros):
             msg = camera.message("burst", "rgb8", rows, big_h, big_w)
             camera.pub.publish(msg)
             sent.append((time.monotonic(), msg.header.stamp))
-            time.sleep(0.002)
+            time.sleep(0.01)
         last = sent[-1][1]
         assert client.wait_for(
             lambda: any(m.header.stamp == last for _, m in detections if m.header.frame_id == "burst"), 20.0
         ), "the newest frame of the burst was never processed"
         after = _diagnostics(client, diagnostics, time.monotonic() + 0.1)
     finally:
-        assert client.change_state(NODE, Transition.TRANSITION_DEACTIVATE)
-        assert client.set_parameters(NODE, qos_reliability="best_effort")[0].successful
-        assert client.change_state(NODE, Transition.TRANSITION_ACTIVATE)
+        _reconfigure(client, model_path=str(checkpoint), qos_reliability="best_effort")
     outs = [(t, m) for t, m in detections if m.header.frame_id == "burst"]
     stamps = [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for _, m in outs]
     assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)  # never an older frame after a newer one
@@ -276,8 +289,9 @@ def test_a_burst_is_processed_newest_first_with_drops_counted(ros):
     processed = int(after["processed_total"]) - int(before["processed_total"])
     dropped = int(after["dropped_total"]) - int(before["dropped_total"])
     assert processed == len(outs) and dropped >= 1 and received == processed + dropped, (received, processed, dropped)
-    print(f"burst: {len(outs)} of 50 frames processed, {dropped} dropped by the node, "
-          f"latency first/last/max {latencies[0] * 1e3:.0f}/{latencies[-1] * 1e3:.0f}/{max(latencies) * 1e3:.0f} ms")
+    print(f"burst: {len(outs)} of 50 frames processed, {dropped} dropped by the node ({50 - received} never reached "
+          f"its callback), latency first/last/max {latencies[0] * 1e3:.0f}/{latencies[-1] * 1e3:.0f}/"
+          f"{max(latencies) * 1e3:.0f} ms")
 
 
 def test_unsupported_encoding_logs_one_error_and_the_node_keeps_working(ros):
@@ -300,6 +314,7 @@ def test_diagnostics_report_rates_latency_and_the_model(ros):
     node, client = ros
     diagnostics = client.collect(DiagnosticArray, "/diagnostics")
     detections = client.collect(Detection2DArray, f"/{NODE}/detections")
+    client.collect(Image, f"/{NODE}/debug_image", 1)
     camera = Camera(client)
     camera.send_until(lambda: camera.message("diag", "rgb8", FRAME_RGB.reshape(H, -1)), detections)
     for _ in range(10):
@@ -312,4 +327,4 @@ def test_diagnostics_report_rates_latency_and_the_model(ros):
     p50, p95 = float(diag["latency_p50_ms"]), float(diag["latency_p95_ms"])
     assert 0 < p50 <= p95 < 2000
     assert float(diag["key_frame_ratio"]) == 1.0  # a per-frame model: every frame is a key frame
-    assert int(diag["streams"]) >= 2 and int(diag["debug_images_total"]) >= 7
+    assert int(diag["streams"]) >= 1 and int(diag["debug_images_total"]) >= 1  # debug: someone watches
