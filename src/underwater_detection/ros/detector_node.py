@@ -34,7 +34,10 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.event_handler import SubscriptionEventCallbacks
+try:  # Iron and newer
+    from rclpy.event_handler import SubscriptionEventCallbacks
+except ImportError:  # Humble: the same class lives in rclpy.qos_event (renamed in Iron)
+    from rclpy.qos_event import SubscriptionEventCallbacks  # type: ignore[no-redef]
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -121,11 +124,17 @@ class DetectorNode(LifecycleNode):
         self._diagnostics_timer = None
         self._stats = NodeStatistics()
         self._throttle = ErrorThrottle(period_s=10.0)
-        self.add_on_set_parameters_callback(self._check_parameters)
-        self.add_post_set_parameters_callback(self._apply_parameters)
+        if hasattr(self, "add_post_set_parameters_callback"):  # Iron and newer
+            self.add_on_set_parameters_callback(self._check_parameters)
+            self.add_post_set_parameters_callback(self._apply_parameters)
+        else:  # Humble has no post-set callbacks: apply accepted values from the validation callback
+            self.add_on_set_parameters_callback(self._check_and_apply_parameters)
 
     # ------------------------------------------------------------------ parameters
-    def _param(self, name: str) -> Any:
+    def _param(self, name: str, pending: dict[str, Any] | None = None) -> Any:
+        """The parameter's value; ``pending`` (name -> value being set) wins over the stored one."""
+        if pending is not None and name in pending:
+            return pending[name]
         return self.get_parameter(name).value
 
     def _check_parameters(self, params: list[Parameter]) -> SetParametersResult:
@@ -141,29 +150,39 @@ class DetectorNode(LifecycleNode):
                 return SetParametersResult(successful=False, reason=reason)
         return SetParametersResult(successful=True)
 
-    def _apply_parameters(self, params: list[Parameter]) -> None:
+    def _check_and_apply_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        """Humble: validate, then apply the accepted values (not stored yet, hence passed as ``pending``)."""
+        result = self._check_parameters(params)
+        if result.successful:
+            self._apply_parameters(params, pending={p.name: p.value for p in params})
+        return result
+
+    def _apply_parameters(self, params: list[Parameter], pending: dict[str, Any] | None = None) -> None:
         runtime = [p for p in params if p.name in {s.name for s in PARAMETERS if s.phase == RUNTIME}]
         if not runtime:
             return
         with self._lock:
             if self._detector is not None:
-                self._apply_runtime_settings(self._detector)
+                self._apply_runtime_settings(self._detector, pending)
         if any(p.name == "score_threshold" for p in runtime):
-            self._publish_label_info()
+            self._publish_label_info(pending)
         self.get_logger().info("parameters updated: " + ", ".join(f"{p.name}={p.value!r}" for p in runtime))
 
-    def _apply_runtime_settings(self, detector: TemporalDetector) -> None:
+    def _apply_runtime_settings(self, detector: TemporalDetector, pending: dict[str, Any] | None = None) -> None:
         """Copy the run-time parameters into the detector (k and e take effect at the next key frame)."""
-        detector.key_interval = int(self._param("key_interval"))
-        detector.soft_coefficient = float(self._param("soft_coefficient"))
-        detector.max_gap_s = float(self._param("max_gap_s"))
+        def param(name: str) -> Any:
+            return self._param(name, pending)
+
+        detector.key_interval = int(param("key_interval"))
+        detector.soft_coefficient = float(param("soft_coefficient"))
+        detector.max_gap_s = float(param("max_gap_s"))
         detector.postprocess_config = PostprocessConfig(
-            score_threshold=float(self._param("score_threshold")),
-            nms_iou=float(self._param("nms_iou")),
-            pre_nms_top_k=max(detector.spec.postprocess.pre_nms_top_k, int(self._param("max_detections"))),
-            max_detections=int(self._param("max_detections")),
+            score_threshold=float(param("score_threshold")),
+            nms_iou=float(param("nms_iou")),
+            pre_nms_top_k=max(detector.spec.postprocess.pre_nms_top_k, int(param("max_detections"))),
+            max_detections=int(param("max_detections")),
         )
-        self._keep = parse_class_filter(self._param("class_filter"), detector.class_names)
+        self._keep = parse_class_filter(param("class_filter"), detector.class_names)
 
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -410,14 +429,15 @@ class DetectorNode(LifecycleNode):
                 self._stats.record_debug_image()
 
     # ------------------------------------------------------------------ status topics
-    def _publish_label_info(self) -> None:
+    def _publish_label_info(self, pending: dict[str, Any] | None = None) -> None:
         with self._lock:
             detector = self._detector
         if detector is None or self._pub_label_info is None or self._state != "active":
             return
         header = Header()
         header.stamp = self.get_clock().now().to_msg()
-        self._pub_label_info.publish(label_info_msg(detector.class_names, self._param("score_threshold"), header))
+        threshold = self._param("score_threshold", pending)
+        self._pub_label_info.publish(label_info_msg(detector.class_names, threshold, header))
 
     def _publish_diagnostics(self) -> None:
         if self._pub_diagnostics is None:
