@@ -123,3 +123,36 @@ def test_uwdet_demo_end_to_end(tmp_path):
     for name in ("summary.png", Path(summary["video"]).name):
         assert (out / name).stat().st_size > 10_000
     assert "frames played 16" in log and "latency p50" in log
+
+
+ROS_PACKAGE_MODULES = {"rclpy", "launch", "launch_ros", "ament_index_python"}
+
+
+def _imported_ros_packages(paths) -> set[str]:
+    """Top-level ROS packages (rclpy, *_msgs, *_interfaces, launch, ...) that ``paths`` import."""
+    found = set()
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top in ROS_PACKAGE_MODULES or top.endswith(("_msgs", "_interfaces")):
+                    found.add(top)
+    return found
+
+
+def test_package_xml_declares_every_ros_package_the_nodes_and_launch_file_import():
+    """rosdep / a colcon build on the vehicle installs only what package.xml names: a ROS package the nodes or
+    the launch file import but package.xml omits is missing on a fresh vehicle (ImportError at start-up)."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(REPO / "package.xml").getroot()
+    declared = {e.text.strip() for tag in ("depend", "exec_depend") for e in root.iter(tag)}
+    imported = _imported_ros_packages([*sorted((REPO / "src" / "underwater_detection").rglob("*.py")), LAUNCH])
+    assert {"rclpy", "vision_msgs", "launch", "launch_ros"} <= imported  # the scan works
+    assert imported - declared == set()
