@@ -144,6 +144,18 @@ def test_no_target_after_the_timeout_without_a_fresh_detection():
     assert d.event == "acquired"
 
 
+
+def test_clock_jumping_backwards_drops_the_target():
+    """A looping bag (use_sim_time, /clock restarts) or a stepped system clock: the target last seen at t = 30 s
+    must not be held as fresh for the next 30 s of a clock that restarted at 0."""
+    sel = GraspSelector(GraspConfig(target_timeout_s=1.0))
+    sel.update([cand(320, 420, track="1")], 30.0, SIZE)
+    assert sel.current(0.2) is None and sel.target is None
+    sel.update([cand(320, 420, track="1")], 30.0, SIZE)
+    d = sel.update([], 0.1, SIZE)
+    assert d.event == "lost" and d.target is None and sel.target is None
+
+
 # --------------------------------------------------------------------------------------------- config
 @pytest.mark.parametrize("field,value", [
     ("min_score", 1.5), ("min_score", float("nan")), ("switch_frames", 0), ("switch_frames", 1.5),

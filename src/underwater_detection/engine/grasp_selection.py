@@ -28,9 +28,9 @@ The rule
      ``switch_frames`` consecutive updates (no margin: the target has no current utility).
 4. **Nothing stale**: the target is dropped when it has not been seen for ``target_timeout_s``, checked at
    every update and by :meth:`GraspSelector.current` (the node calls it from a timer, so a target expires
-   even when no detections arrive at all). Time is whatever clock the caller passes (the node uses its ROS
-   clock at *reception*, which is also correct under ``use_sim_time``; image stamps would make a bag
-   recorded last year look stale).
+   even when no detections arrive at all), and when the clock goes backwards. Time is whatever clock the
+   caller passes (the node uses its ROS clock at *reception*, which is also correct under ``use_sim_time``;
+   image stamps would make a bag recorded last year look stale).
 
 Bearing
 -------
@@ -238,9 +238,12 @@ class GraspSelector:
 
     # ----------------------------------------------------------------------------- updates
     def current(self, now: float) -> GraspCandidate | None:
-        """The target if it was seen within ``target_timeout_s`` of ``now``; drops it otherwise."""
-        if self.target is not None and self.last_seen is not None and now - self.last_seen > self.config.target_timeout_s:
-            self.reset()
+        """The target if it was seen within ``target_timeout_s`` of ``now``; drops it otherwise, and when the clock
+        went backwards (a looping bag under ``use_sim_time``, a stepped system clock): its age is then unknown."""
+        if self.target is not None and self.last_seen is not None:
+            age = now - self.last_seen
+            if age > self.config.target_timeout_s or age < 0:
+                self.reset()
         return self.target
 
     def update(self, candidates: Sequence[GraspCandidate], now: float, image_size: tuple[int, int]) -> GraspDecision:
