@@ -30,6 +30,7 @@ import sys
 from dataclasses import fields
 from typing import Any
 
+import numpy as np
 import rclpy
 import rclpy.executors
 from geometry_msgs.msg import PointStamped, Vector3Stamped
@@ -171,14 +172,19 @@ class GraspTargetNode(Node):
         except (AttributeError, TypeError, ValueError) as exc:  # a malformed message must not kill the node
             self._warn_once("parse", f"ignoring a detection message that cannot be read: {exc}")
             return
+        # NaN/inf boxes or scores (a broken publisher) are skipped: they cannot be ranked, drawn or aimed at
+        finite = np.isfinite(parsed.boxes).all(axis=1) & np.isfinite(parsed.scores)
+        if not finite.all():
+            self._warn_once("finite", "ignoring detections with non-finite (NaN/inf) boxes or scores")
         candidates = [
             GraspCandidate(tuple(float(v) for v in box), self._labels.get(cls, cls), float(score), tid, payload=det)
-            for box, cls, score, tid, det in zip(parsed.boxes, parsed.class_ids, parsed.scores, parsed.track_ids,
-                                                 msg.detections)
+            for box, cls, score, tid, det, ok in zip(parsed.boxes, parsed.class_ids, parsed.scores, parsed.track_ids,
+                                                     msg.detections, finite)
+            if ok
         ]
         now = self.get_clock().now().nanoseconds / 1e9
         before = self.selector.target
-        decision = self.selector.update(candidates, now, self._image_size_for(parsed.boxes))
+        decision = self.selector.update(candidates, now, self._image_size_for(parsed.boxes[finite]))
         if decision.event in ("acquired", "switched", "lost"):
             who = decision.target
             self.get_logger().info(
