@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Write models/README.md (one model card per shipped checkpoint) and put the measured metrics into each
+checkpoint, so `uwdet inspect models/NAME.pt` and the node's log show what the weights are worth.
+
+Everything on a card comes from the checkpoint itself (recipe, command, seed, wall time, data, git commit:
+recorded by `uwdet train`) and from `uwdet results`' JSON (measured on the test split); nothing is typed in.
+
+    .venv/bin/uwdet results --out out/results
+    .venv/bin/python scripts/write_model_cards.py --results out/results/results.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from underwater_detection.models.checkpoint import load_model, read_checkpoint, save_checkpoint
+
+ORDER = ("tdrnet_lite", "trnet_lite", "ssd4s_lite", "refinedet_lite", "drnet_lite")
+
+
+def metrics_for(rows: list[dict], model: str) -> dict:
+    mine = [r for r in rows if r["model"] == model]
+    out = {}
+    for r in mine:
+        key = "per_frame" if r["key_interval"] is None else f"k{r['key_interval']}_e{r['soft_coefficient']:g}"
+        out[key] = {"voc_map50": round(r["voc_map50"], 4), "coco_ap": round(r["coco"]["AP"], 4),
+                    "coco_ap50": round(r["coco"]["AP50"], 4), "forward_fps": round(r["forward_fps"], 1),
+                    "ap50_per_class": {k: round(v, 4) for k, v in r["ap50_per_class"].items()}}
+    return out
+
+
+def card(path: Path, metrics: dict, results_meta: dict) -> str:
+    ckpt = read_checkpoint(path)
+    p = ckpt.provenance
+    recipe = p.get("recipe", {})
+    solver = recipe.get("solver", {})
+    size_mb = path.stat().st_size / 1e6
+    lines = [
+        f"## {path.stem}",
+        "",
+        f"- Architecture: {ckpt.spec.architecture}, input {ckpt.spec.input_size[1]}x{ckpt.spec.input_size[0]}, "
+        f"classes {', '.join(ckpt.class_names)}; file {size_mb:.1f} MB.",
+        f"- Data: {', '.join(p.get('train_data', []))} ({p.get('train_images', '?')} images of `make data-synth`: "
+        "`uwdet synth` train split, seeds 0-59, 60 sequences x 100 frames, object scale 2).",
+        f"- Command: `{p.get('command', '?')}` (recipe `config/train/{recipe.get('name', '?')}.yaml`; "
+        "`scripts/train_shipped_models.sh` runs them all in order).",
+        f"- Solver: {solver.get('optimizer', '?')} lr {solver.get('lr', '?')}, batch {solver.get('batch_size', '?')}, "
+        f"{p.get('iterations', '?')} iterations, warm-up {solver.get('warmup_iterations', '?')}, steps "
+        f"{solver.get('steps', '?')}; seed {p.get('seed', '?')}"
+        + (f"; RG from `{recipe['init']['checkpoint']}`, frozen" if recipe.get("init") else "") + ".",
+        f"- Trained on: {p.get('device', '?')} with {p.get('threads', '?')} threads, wall time "
+        f"{float(p.get('wall_time_s', 0)) / 60:.0f} min (shared 2-core machine); torch {p.get('torch', '?')}, "
+        f"git {str(p.get('git_commit', '?'))[:10]}.",
+    ]
+    if metrics:
+        lines += ["", f"Test split ({results_meta.get('data', '?')}), `{results_meta.get('command', 'uwdet results')}`:", "",
+                  "| setting | mAP@0.5 | COCO AP | AP50 | forward FPS |", "|---|---|---|---|---|"]
+        for key, m in metrics.items():
+            lines.append(f"| {key} | {100 * m['voc_map50']:.1f} | {100 * m['coco_ap']:.1f} | "
+                         f"{100 * m['coco_ap50']:.1f} | {m['forward_fps']:.1f} |")
+    else:
+        lines += ["", "Not evaluated yet: run `make results`."]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models-dir", default="models")
+    parser.add_argument("--results", default="out/results/results.json")
+    parser.add_argument("--no-embed", action="store_true", help="do not write the metrics into the checkpoints")
+    args = parser.parse_args()
+    models_dir = Path(args.models_dir)
+    results = json.loads(Path(args.results).read_text()) if Path(args.results).is_file() else {"rows": []}
+    paths = sorted(models_dir.glob("*.pt"), key=lambda p: (ORDER.index(p.stem) if p.stem in ORDER else 99, p.stem))
+    cards = []
+    for path in paths:
+        metrics = metrics_for(results["rows"], read_checkpoint(path).spec.name)
+        if metrics and not args.no_embed:
+            model, ckpt = load_model(path, "cpu")
+            save_checkpoint(path, model, ckpt.spec, ckpt.class_names, provenance=ckpt.provenance,
+                            metrics={"test_split": results.get("data"), **metrics})
+        cards.append(card(path, metrics, results))
+    header = [
+        "# Shipped models",
+        "",
+        "Trained by this project's own `uwdet train` on its own synthetic underwater video (`uwdet synth`); no",
+        "downloaded weights. Reproduce: `make train-shipped` (runs `scripts/train_shipped_models.sh`), then",
+        "`make results` and `.venv/bin/python scripts/write_model_cards.py` (this file is generated by it).",
+        "Load with `TemporalDetector.from_checkpoint` or the ROS node's `model_path`; `uwdet inspect FILE` prints",
+        "the card stored inside each file (weights_only loading; a corrupt or foreign file gives a clear error).",
+        "",
+    ]
+    (models_dir / "README.md").write_text("\n".join(header) + "\n\n".join(cards) + "\n")
+    print(f"wrote {models_dir / 'README.md'} ({len(cards)} models)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
