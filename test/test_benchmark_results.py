@@ -94,6 +94,20 @@ def test_results_command_end_to_end(tmp_path):
     assert "| trnet_lite | 4 | 0.5 |" in proc.stdout and "not measured" in proc.stdout
     assert (out / "sweep_trnet.png").read_bytes()[:4] == b"\x89PNG"
 
+    # model cards: generated from the checkpoints' provenance + these results, metrics written into the files
+    cards = subprocess.run([sys.executable, str(SRC.parent / "scripts" / "write_model_cards.py"), "--models-dir",
+                            str(models), "--results", str(out / "results.json")],
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert cards.returncode == 0, cards.stderr[-3000:]
+    text = (models / "README.md").read_text()
+    trnet_k4 = next(r for r in payload["rows"] if r["model"] == "trnet_lite" and r["key_interval"] == 4
+                    and r["soft_coefficient"] == 1.0)
+    assert "## ssd4s_lite" in text and "## trnet_lite" in text and "seed 3" in text
+    assert f"| k4_e1 | {100 * trnet_k4['voc_map50']:.1f} |" in text
+    from underwater_detection.models.checkpoint import read_checkpoint
+    metrics = read_checkpoint(models / "trnet_lite.pt").metrics
+    assert metrics["k4_e1"]["voc_map50"] == pytest.approx(trnet_k4["voc_map50"], abs=1e-4)
+
 
 def test_results_command_names_missing_checkpoints(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(SRC)}
