@@ -568,7 +568,9 @@ def test_detect_batch_equals_per_stream_detect(name):
             n_keys = sum(g.is_key_frame for g in got)
             assert rg_sizes == ([n_keys] if n_keys else [])  # one RG pass, on the key frames' sub-batch only
             for g, e in zip(got, expected):
-                _same_set(g, e, atol=1e-4)
+                # 1e-3 px: batched and single convolutions round differently in float32, and the test model's
+                # x300 head weights amplify that to ~1.3e-4 px on 128-px images (scores agree to 1e-4)
+                _same_set(g, e, atol=1e-3)
                 assert (g.reset_reason, g.image_size) == (e.reset_reason, e.image_size)
     assert mixed == 4
     assert max(rg.batch_sizes) == 2
