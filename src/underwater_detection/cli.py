@@ -204,7 +204,7 @@ def cmd_results(args: argparse.Namespace) -> int:
         dataset = br.SequenceSubset(dataset, args.sequences)
     try:
         res = br.run_benchmark(paths, dataset, args.k, args.e, device=args.device, fps=args.fps,
-                               data_name=str(args.data))
+                               data_name=str(args.data), max_detections=args.max_detections)
     except (CheckpointError, ValueError) as exc:
         raise UserError(str(exc)) from exc
     print(f"results on {args.data} ({res.rows[0].result.frames} frames per row, {args.threads} threads, "
@@ -212,7 +212,8 @@ def cmd_results(args: argparse.Namespace) -> int:
     print(br.format_table(res))
     print()
     print(br.format_claims(res))
-    meta = {"command": " ".join(sys.argv), "threads": args.threads, "models": [str(p) for p in paths]}
+    meta = {"command": " ".join(sys.argv), "threads": args.threads, "models": [str(p) for p in paths],
+            "max_detections": args.max_detections, "sequences": args.sequences}
     for path in br.write_outputs(res, args.out, meta):
         print(f"wrote {path}")
     return 0
@@ -292,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=positive_int, nargs="+", default=list(DEFAULT_KEY_INTERVALS))
     p.add_argument("-e", type=float, nargs="+", default=list(DEFAULT_SOFT_COEFFICIENTS))
     p.add_argument("--sequences", type=positive_int, default=None, help="only the first N sequences (quick look)")
+    p.add_argument("--max-detections", type=positive_int, default=100,
+                   help="detections kept per image (default 100, as COCO evaluates)")
     p.add_argument("--fps", type=float, default=10.0, help="frame rate used to make stamps from frame indices")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=positive_int, default=2)
