@@ -110,10 +110,14 @@ def test_uwdet_run_starts_both_nodes_in_the_namespace_and_stops_on_ctrl_c(tmp_pa
 def test_uwdet_demo_end_to_end(tmp_path):
     out = tmp_path / "demo"
     args = uwdet("demo", "--out", str(out), "--frames", "16", "--size", "256x192", "--timeout", "120")
-    with RosProcess(args, ros_env(fresh_domain_id()), tmp_path / "demo.log") as demo:
+    with RosProcess(args, ros_env(fresh_domain_id()), tmp_path / "demo.log", cwd=REPO) as demo:
         assert demo.wait(timeout=240) == 0, demo.log()
     log = demo.log()
-    assert "UNTRAINED WEIGHTS" in log or not (REPO / "models" / "tdrnet_lite.pt").exists()
+    # the shipped TDRNet when it exists, else random weights said loudly -- never one mistaken for the other
+    shipped = (REPO / "models" / "tdrnet_lite.pt").exists()
+    assert ("UNTRAINED WEIGHTS" in log) == (not shipped), log
+    if shipped:
+        assert "(models/tdrnet_lite.pt)" in log, log
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == 16 and summary["processed"] + summary["dropped"] == 16
     assert summary["processed"] >= 8, log
