@@ -50,7 +50,7 @@ train-shipped: data-synth
 
 # `make results`: the README results table (every shipped model on the test split, k x e) and the paper's claims.
 results: data-synth
-	$(VENV)/bin/uwdet results --out out/results
+	$(VENV)/bin/uwdet results --out out/results   # evaluates the shipped models that exist; says which do not
 
 # `make train-tdrnet_lite_synth`: train (or resume) the recipe config/train/<name>.yaml on the synthetic data.
 train-%: data-synth

@@ -114,3 +114,24 @@ def test_results_command_names_missing_checkpoints(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "underwater_detection.cli", "results", "--models-dir", str(tmp_path)],
                           env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "ssd4s_lite.pt" in proc.stderr and "Traceback" not in proc.stderr
+    # a model the user names explicitly must exist, even when others do
+    (tmp_path / "ssd4s_lite.pt").write_bytes(b"")
+    proc = subprocess.run([sys.executable, "-m", "underwater_detection.cli", "results", "--models-dir", str(tmp_path),
+                           "--models", "ssd4s_lite", "drnet_lite"], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "drnet_lite.pt" in proc.stderr and "ssd4s_lite.pt" not in proc.stderr
+
+
+def test_results_default_set_evaluates_what_exists_and_warns(tmp_path):
+    data = write_coco(tmp_path / "data")
+    models = tmp_path / "models"
+    models.mkdir()
+    path = train(recipe(tmp_path / "ssd", data, iterations=1), device="cpu", show_progress=False)
+    shutil.copy(path, models / "ssd4s_lite.pt")
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "underwater_detection.cli", "results", "--models-dir", str(models),
+                           "--data", str(data), "--threads", "1", "--out", str(tmp_path / "out")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "not evaluated (no checkpoint)" in proc.stderr and "tdrnet_lite.pt" in proc.stderr
+    rows = json.loads((tmp_path / "out" / "results.json").read_text())["rows"]
+    assert [r["model"] for r in rows] == ["ssd4s_lite"]
