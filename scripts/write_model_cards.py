@@ -24,8 +24,8 @@ def metrics_for(rows: list[dict], model: str) -> dict:
     out = {}
     for r in mine:
         key = "per_frame" if r["key_interval"] is None else f"k{r['key_interval']}_e{r['soft_coefficient']:g}"
-        out[key] = {"voc_map50": round(r["voc_map50"], 4), "coco_ap": round(r["coco"]["AP"], 4),
-                    "coco_ap50": round(r["coco"]["AP50"], 4), "forward_fps": round(r["forward_fps"], 1),
+        out[key] = {"voc_map50": round(r["voc_map50"], 6), "coco_ap": round(r["coco"]["AP"], 6),
+                    "coco_ap50": round(r["coco"]["AP50"], 6), "forward_fps": round(r["forward_fps"], 1),
                     "ap50_per_class": {k: round(v, 4) for k, v in r["ap50_per_class"].items()}}
     return out
 
@@ -91,7 +91,7 @@ def main() -> int:
         "the card stored inside each file (weights_only loading; a corrupt or foreign file gives a clear error).",
         "",
     ]
-    (models_dir / "README.md").write_text("\n".join(header) + "\n\n".join(cards) + "\n")
+    (models_dir / "README.md").write_text("\n".join(header) + "\n" + "\n\n".join(cards) + "\n")
     print(f"wrote {models_dir / 'README.md'} ({len(cards)} models)")
     return 0
 
