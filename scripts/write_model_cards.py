@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from underwater_detection.models.checkpoint import load_model, read_checkpoint, save_checkpoint
+from underwater_detection.models.checkpoint import Checkpoint, load_model, save_checkpoint
 
 ORDER = ("tdrnet_lite", "trnet_lite", "ssd4s_lite", "refinedet_lite", "drnet_lite")
 
@@ -30,8 +30,7 @@ def metrics_for(rows: list[dict], model: str) -> dict:
     return out
 
 
-def card(path: Path, metrics: dict, results_meta: dict) -> str:
-    ckpt = read_checkpoint(path)
+def card(path: Path, ckpt: Checkpoint, metrics: dict, results_meta: dict) -> str:
     p = ckpt.provenance
     recipe = p.get("recipe", {})
     solver = recipe.get("solver", {})
@@ -75,12 +74,12 @@ def main() -> int:
     paths = sorted(models_dir.glob("*.pt"), key=lambda p: (ORDER.index(p.stem) if p.stem in ORDER else 99, p.stem))
     cards = []
     for path in paths:
-        metrics = metrics_for(results["rows"], read_checkpoint(path).spec.name)
+        model, ckpt = load_model(path, "cpu")  # one read per file: the card and the re-save both use it
+        metrics = metrics_for(results["rows"], ckpt.spec.name)
         if metrics and not args.no_embed:
-            model, ckpt = load_model(path, "cpu")
             save_checkpoint(path, model, ckpt.spec, ckpt.class_names, provenance=ckpt.provenance,
                             metrics={"test_split": results.get("data"), **metrics})
-        cards.append(card(path, metrics, results))
+        cards.append(card(path, ckpt, metrics, results))
     header = [
         "# Shipped models",
         "",

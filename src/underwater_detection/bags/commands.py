@@ -69,30 +69,28 @@ def cmd_bag_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bag_play(args: argparse.Namespace) -> int:
+def _run_ros_command(command: str, module: str, entry: str, args: argparse.Namespace) -> int:
+    """Import an rclpy-based command lazily (``uwdet`` itself must work without ROS) and map its errors."""
+    import importlib
+
     from .reader import BagError
 
     try:
-        from ..ros.bag_player import play_main
+        main = getattr(importlib.import_module(f"..ros.{module}", __package__), entry)
     except ImportError as exc:
-        raise _user_error(f"bag-play needs ROS 2 (rclpy) in this Python: {exc}. Run `make setup`.") from exc
+        raise _user_error(f"{command} needs ROS 2 (rclpy) in this Python: {exc}. Run `make setup`.") from exc
     try:
-        return play_main(args)
+        return main(args)
     except BagError as exc:
         raise _user_error(str(exc)) from exc
+
+
+def cmd_bag_play(args: argparse.Namespace) -> int:
+    return _run_ros_command("bag-play", "bag_player", "play_main", args)
 
 
 def cmd_bag_record(args: argparse.Namespace) -> int:
-    from .reader import BagError
-
-    try:
-        from ..ros.bag_recorder import record_main
-    except ImportError as exc:
-        raise _user_error(f"bag-record needs ROS 2 (rclpy) in this Python: {exc}. Run `make setup`.") from exc
-    try:
-        return record_main(args)
-    except BagError as exc:
-        raise _user_error(str(exc)) from exc
+    return _run_ros_command("bag-record", "bag_recorder", "record_main", args)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

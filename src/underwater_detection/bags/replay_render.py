@@ -16,6 +16,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from ..engine.evaluation import save_figure
 from .ground_truth import GroundTruthIndex
 from .reader import BagFile
 from .replay_analysis import FrameRecord, ReplayAnalysis
@@ -159,9 +160,4 @@ def write_summary_png(analysis: ReplayAnalysis, sample_rgb: np.ndarray | None, p
                  f"{max(0, len(analysis.target_runs) - 1)} switch(es)", fontsize=9)
     ax.grid(alpha=0.3)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -210,12 +210,7 @@ def plot_sweep(results: Sequence[EvalResult], path: str | Path, title: str = "")
     ax.set_title(title or "accuracy vs speed over k and e")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_pr_curves(result: EvalResult, class_names: Sequence[str], path: str | Path, title: str = "") -> Path:
@@ -237,6 +232,13 @@ def plot_pr_curves(result: EvalResult, class_names: Sequence[str], path: str | P
     ax.set_title(title or f"PR curves, mAP@0.5 {100 * result.voc_map50:.1f}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
+    return save_figure(fig, path)
+
+
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Lay out, write (creating the folder) and close a matplotlib figure: open figures leak memory in a long run."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
