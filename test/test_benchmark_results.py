@@ -91,6 +91,7 @@ def test_results_command_end_to_end(tmp_path):
                     ("trnet_lite", 1, 0.5), ("trnet_lite", 4, 0.5)]
     assert all(0.0 <= r["voc_map50"] <= 1.0 and r["frames"] == 12 for r in payload["rows"])
     assert {c["claim"]: c["holds"] for c in payload["claims"]}["DRNet > RefineDet > SSD4s"] is None
+    assert payload["motion"] is None  # the toy video has no track ids: no motion figure rather than a made-up one
     assert "| trnet_lite | 4 | 0.5 |" in proc.stdout and "not measured" in proc.stdout
     assert (out / "sweep_trnet.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -187,6 +187,7 @@ def cmd_results(args: argparse.Namespace) -> int:
     from .data.datasets import load_dataset
     from .engine import benchmark_results as br
     from .engine.runtime import configure_cpu_runtime
+    from .engine.track_motion import format_motion, track_motion_of_file, video_fps
     from .models.checkpoint import CheckpointError, read_checkpoint
 
     configure_cpu_runtime(args.threads)
@@ -207,15 +208,22 @@ def cmd_results(args: argparse.Namespace) -> int:
     if args.sequences is not None:
         dataset = br.SequenceSubset(dataset, args.sequences)
     try:
-        res = br.run_benchmark(paths, dataset, args.k, args.e, device=args.device, fps=args.fps,
+        stamp_fps = args.fps if args.fps is not None else (video_fps(args.data) or 10.0)
+        res = br.run_benchmark(paths, dataset, args.k, args.e, device=args.device, fps=stamp_fps,
                                data_name=str(args.data), max_detections=args.max_detections)
     except (CheckpointError, ValueError) as exc:
         raise UserError(str(exc)) from exc
+    gaps = sorted({k - 1 for k in args.k if k > 1})
+    res.motion = track_motion_of_file(args.data, gaps) if gaps else None
+    res.data_fps = video_fps(args.data)
     print(f"results on {args.data} ({res.rows[0].result.frames} frames per row, {args.threads} threads, "
           f"{res.wall_s / 60:.1f} min)")
     print(br.format_table(res))
     print()
     print(br.format_claims(res))
+    if res.motion:
+        print("\ntarget motion (IoU of a target's box with its own box g frames later):")
+        print(format_motion(res.motion, res.data_fps))
     meta = {"command": " ".join(sys.argv), "threads": args.threads, "models": [str(p) for p in paths],
             "max_detections": args.max_detections, "sequences": args.sequences}
     for path in br.write_outputs(res, args.out, meta):
@@ -300,7 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sequences", type=positive_int, default=None, help="only the first N sequences (quick look)")
     p.add_argument("--max-detections", type=positive_int, default=100,
                    help="detections kept per image (default 100, as COCO evaluates)")
-    p.add_argument("--fps", type=float, default=10.0, help="frame rate used to make stamps from frame indices")
+    p.add_argument("--fps", type=float, default=None,
+                   help="frame rate used to make stamps from frame indices (default: the data's video fps, else 10)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=positive_int, default=2)
     p.add_argument("--out", default="out/results", help="folder for results.json, results.md and sweep plots")

@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 
 from .evaluation import EvalResult, evaluate, plot_sweep, write_json
 from .temporal import TemporalDetector
+from .track_motion import GapMotion, format_motion
 
 DEFAULT_MODELS: tuple[str, ...] = ("ssd4s_lite", "refinedet_lite", "drnet_lite", "trnet_lite", "tdrnet_lite")
 DEFAULT_KEY_INTERVALS: tuple[int, ...] = (1, 4, 8)
@@ -54,6 +55,8 @@ class BenchmarkResults:
     rows: list[Row] = field(default_factory=list)
     claims: list[Claim] = field(default_factory=list)
     wall_s: float = 0.0
+    motion: list[GapMotion] | None = None  # how far targets move within a period (None: data without tracks)
+    data_fps: float | None = None          # the camera's frame rate, from the data's video records
 
     def find(self, architecture: str, k: int | None = None, e: float | None = None) -> EvalResult | None:
         for row in self.rows:
@@ -200,9 +203,15 @@ def write_outputs(res: BenchmarkResults, out_dir: str | Path, meta: dict[str, An
     written = [write_json(out_dir / "results.json", {
         **meta, "data": res.data, "wall_s": res.wall_s,
         "rows": [row.to_dict() for row in res.rows], "claims": [c.to_dict() for c in res.claims],
+        "data_fps": res.data_fps, "motion": [m.to_dict() for m in res.motion] if res.motion else None,
     })]
     md = out_dir / "results.md"
-    md.write_text(format_table(res) + "\n\n" + format_claims(res) + "\n")
+    text = format_table(res) + "\n\n" + format_claims(res) + "\n"
+    if res.motion:
+        text += ("\nTarget motion in this split (IoU of a target's box with its own box g frames later; "
+                 "a period of k frames propagates the key frame's references over k - 1 frames):\n"
+                 + format_motion(res.motion, res.data_fps) + "\n")
+    md.write_text(text)
     written.append(md)
     for arch in sorted({row.architecture for row in res.rows if row.result.key_interval is not None}):
         rows = [row.result for row in res.rows if row.architecture == arch]
