@@ -71,6 +71,14 @@ def test_goal_needs_both_accuracy_and_speed():
 def test_results_command_end_to_end(tmp_path):
     """Two tiny trained checkpoints (per-frame and temporal) in a models folder: table, claims, JSON, plot."""
     data = write_coco(tmp_path / "data")
+    coco = json.loads(data.read_text())  # give the toy video's objects track ids (object i is the i-th box)
+    video_images = {im["id"] for im in coco["images"] if im.get("video_id") is not None}
+    seen: dict[int, int] = {}
+    for ann in coco["annotations"]:
+        if ann["image_id"] in video_images:
+            ann["track_id"] = seen.get(ann["image_id"], 0)
+            seen[ann["image_id"]] = ann["track_id"] + 1
+    data.write_text(json.dumps(coco))
     models = tmp_path / "models"
     models.mkdir()
     for name in ("ssd4s_lite", "trnet_lite"):
@@ -91,7 +99,9 @@ def test_results_command_end_to_end(tmp_path):
                     ("trnet_lite", 1, 0.5), ("trnet_lite", 4, 0.5)]
     assert all(0.0 <= r["voc_map50"] <= 1.0 and r["frames"] == 12 for r in payload["rows"])
     assert {c["claim"]: c["holds"] for c in payload["claims"]}["DRNet > RefineDet > SSD4s"] is None
-    assert payload["motion"] is None  # the toy video has no track ids: no motion figure rather than a made-up one
+    (motion,) = payload["motion"]  # k = 4: a key frame's references are used up to 3 frames later
+    assert motion["gap"] == 3 and motion["pairs"] == seen[max(video_images)] and 0 <= motion["median_iou"] < 1
+    assert "3 frames later: median IoU" in proc.stdout and payload["frame_step"] == 1
     assert "| trnet_lite | 4 | 0.5 |" in proc.stdout and "not measured" in proc.stdout
     assert (out / "sweep_trnet.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -154,13 +154,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
         dataset = load_dataset(args.data, class_names=list(detector.class_names))
     except (CheckpointError, ValueError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from exc
+    from .engine.track_motion import read_coco, video_fps
+
+    stamp_fps = args.fps if args.fps is not None else (video_fps(read_coco(args.data)) or 10.0)
     out = Path(args.out)
     name = detector.spec.name
     if args.sweep:
-        results = ev.sweep(detector, dataset, args.sweep_k, args.sweep_e, args.fps, args.max_frames,
+        results = ev.sweep(detector, dataset, args.sweep_k, args.sweep_e, stamp_fps, args.max_frames,
                            progress=lambda m: print(f"  evaluating {m} ...", file=sys.stderr, flush=True))
     else:
-        results = [ev.evaluate(detector, dataset, args.fps, args.max_frames)]
+        results = [ev.evaluate(detector, dataset, stamp_fps, args.max_frames)]
     print(f"eval {name} on {args.data}: {results[0].frames} frames")
     print("| k | e | mAP@0.5 | mAP@0.5 (11pt) | COCO AP | AP50 | AP75 | APs | APm | APl | fwd FPS | e2e ms |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -187,7 +190,7 @@ def cmd_results(args: argparse.Namespace) -> int:
     from .data.datasets import load_dataset
     from .engine import benchmark_results as br
     from .engine.runtime import configure_cpu_runtime
-    from .engine.track_motion import format_motion, track_motion_of_file, video_fps
+    from .engine.track_motion import format_motion, motion_or_none, read_coco, video_fps
     from .models.checkpoint import CheckpointError, read_checkpoint
 
     configure_cpu_runtime(args.threads)
@@ -207,15 +210,20 @@ def cmd_results(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from exc
     if args.sequences is not None:
         dataset = br.SequenceSubset(dataset, args.sequences)
+    if args.frame_step > 1:
+        dataset = br.FrameStep(dataset, args.frame_step)
+    coco = read_coco(args.data)  # for the motion figure and the camera's frame rate; None for VOC data
+    gaps = sorted({k - 1 for k in args.k if k > 1})
+    motion = motion_or_none(coco, gaps, br.evaluated_positions(dataset)) if gaps else None
+    camera_fps = video_fps(coco)
+    data_fps = camera_fps / args.frame_step if camera_fps else None
     try:
-        stamp_fps = args.fps if args.fps is not None else (video_fps(args.data) or 10.0)
+        stamp_fps = args.fps if args.fps is not None else (data_fps or 10.0)
         res = br.run_benchmark(paths, dataset, args.k, args.e, device=args.device, fps=stamp_fps,
                                data_name=str(args.data), max_detections=args.max_detections)
     except (CheckpointError, ValueError) as exc:
         raise UserError(str(exc)) from exc
-    gaps = sorted({k - 1 for k in args.k if k > 1})
-    res.motion = track_motion_of_file(args.data, gaps) if gaps else None
-    res.data_fps = video_fps(args.data)
+    res.motion, res.data_fps = motion, data_fps
     print(f"results on {args.data} ({res.rows[0].result.frames} frames per row, {args.threads} threads, "
           f"{res.wall_s / 60:.1f} min)")
     print(br.format_table(res))
@@ -225,7 +233,7 @@ def cmd_results(args: argparse.Namespace) -> int:
         print("\ntarget motion (IoU of a target's box with its own box g frames later):")
         print(format_motion(res.motion, res.data_fps))
     meta = {"command": " ".join(sys.argv), "threads": args.threads, "models": [str(p) for p in paths],
-            "max_detections": args.max_detections, "sequences": args.sequences}
+            "max_detections": args.max_detections, "sequences": args.sequences, "frame_step": args.frame_step}
     for path in br.write_outputs(res, args.out, meta):
         print(f"wrote {path}")
     return 0
@@ -288,7 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep", action="store_true", help="evaluate the k x e grid and plot mAP vs FPS")
     p.add_argument("--sweep-k", type=positive_int, nargs="+", default=[1, 2, 4, 8])
     p.add_argument("--sweep-e", type=float, nargs="+", default=[1.0, 0.75, 0.5])
-    p.add_argument("--fps", type=float, default=10.0, help="frame rate used to make stamps from frame indices")
+    p.add_argument("--fps", type=float, default=None,
+                   help="frame rate used to make stamps from frame indices (default: the data's video fps, else 10)")
     p.add_argument("--max-frames", type=positive_int, default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=positive_int, default=2)
@@ -306,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=positive_int, nargs="+", default=list(DEFAULT_KEY_INTERVALS))
     p.add_argument("-e", type=float, nargs="+", default=list(DEFAULT_SOFT_COEFFICIENTS))
     p.add_argument("--sequences", type=positive_int, default=None, help="only the first N sequences (quick look)")
+    p.add_argument("--frame-step", type=positive_int, default=1,
+                   help="evaluate every N-th frame of each sequence: the same video at 1/N of its frame rate")
     p.add_argument("--max-detections", type=positive_int, default=100,
                    help="detections kept per image (default 100, as COCO evaluates)")
     p.add_argument("--fps", type=float, default=None,

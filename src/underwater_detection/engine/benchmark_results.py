@@ -85,8 +85,34 @@ class SequenceSubset:
     def __getitem__(self, index: int) -> Any:
         return self.dataset[index]
 
+    def annotations(self, index: int) -> Any:
+        return self.dataset.annotations(index)
+
     def __len__(self) -> int:
         return sum(len(v) for v in self._sequences.values())
+
+
+class FrameStep(SequenceSubset):
+    """Every ``step``-th frame of each sequence: the same video at 1/step of its frame rate, so the effect of the
+    frame rate on a k-sweep can be measured on identical content (still images are kept)."""
+
+    def __init__(self, dataset: Any, step: int) -> None:
+        if step < 1:
+            raise ValueError(f"frame step must be >= 1, got {step}")
+        self.dataset = dataset
+        self._sequences = {key: indices[::step] for key, indices in dataset.sequences().items()}
+
+
+def evaluated_positions(dataset: Any) -> dict[tuple[Any, int], int]:
+    """``{(video_id, frame_id): position in its evaluated sequence}`` for the video frames a run will visit,
+    so the motion figure describes exactly those frames (a subset of sequences, every n-th frame)."""
+    out: dict[tuple[Any, int], int] = {}
+    for indices in dataset.sequences().values():
+        for position, index in enumerate(indices):
+            ann = dataset.annotations(index)
+            if ann.video_id is not None and ann.frame_index is not None:
+                out[(ann.video_id, int(ann.frame_index))] = position
+    return out
 
 
 def run_benchmark(
