@@ -6,8 +6,9 @@ import math
 
 import pytest
 
-from underwater_detection.engine.track_motion import (coco_file, format_motion, frame_positions, motion_or_none,
-                                                     read_coco, track_motion, video_fps)
+from underwater_detection.data.datasets import load_dataset
+from underwater_detection.engine.benchmark_results import FrameStep, SequenceSubset
+from underwater_detection.engine.track_motion import format_motion, motion_or_none, track_motion
 
 
 def _coco(moves: dict[int, list[tuple[float, float]]], difficult_frames: set[int] = frozenset(), fps: float = 10.0):
@@ -24,112 +25,106 @@ def _coco(moves: dict[int, list[tuple[float, float]]], difficult_frames: set[int
             "categories": [{"id": 1, "name": "scallop"}]}
 
 
-def test_hand_computed_iou_per_gap():
+def _dataset(coco: dict, folder):
+    """The COCO dict through the project's loader (motion is measured on what evaluation loads)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "annotations.json").write_text(json.dumps(coco))
+    return load_dataset(folder / "annotations.json")
+
+
+def test_hand_computed_iou_per_gap(tmp_path):
     # track 1 moves 5 px right per frame: gap 1 overlaps 5x10 of a 150 union -> 1/3; gap 2 -> 0.
     # track 2 is static -> 1 at every gap. Medians over pairs: gap 1 has 3 pairs per track.
     coco = _coco({1: [(0, 0), (5, 0), (10, 0), (15, 0)], 2: [(40, 40)] * 4})
-    g1, g2, g3 = track_motion(coco, [1, 2, 3])
+    g1, g2, g3 = track_motion(_dataset(coco, tmp_path), [1, 2, 3])
     assert g1.pairs == 6 and math.isclose(g1.median_iou, (1 / 3 + 1) / 2)
     assert math.isclose(g1.fraction_below_half, 0.5)
     assert g2.pairs == 4 and math.isclose(g2.median_iou, 0.5) and math.isclose(g2.fraction_below_half, 0.5)
     assert g3.pairs == 2 and g3.fraction_below_half == 0.5
 
 
-def test_median_not_mean():
+def test_median_not_mean(tmp_path):
     # two static tracks and one moving 5 px per frame: gap 1 pairs are 1, 1, 1, 1, 1/3, 1/3 -> median 1, mean 7/9
     coco = _coco({1: [(0, 0), (5, 0), (10, 0)], 2: [(40, 40)] * 3, 3: [(20, 40)] * 3})
-    (g1,) = track_motion(coco, [1])
+    (g1,) = track_motion(_dataset(coco, tmp_path), [1])
     assert g1.pairs == 6 and g1.median_iou == 1.0 and math.isclose(g1.fraction_below_half, 2 / 6)
 
 
-def test_gaps_count_positions_not_frame_numbers():
+def test_gaps_count_positions_not_frame_numbers(tmp_path):
     # annotated every 15th frame: frame ids 0, 15, 30 are positions 0, 1, 2 (a temporal detector's k counts those)
     coco = _coco({1: [(0, 0), (5, 0), (10, 0)]})
     for image in coco["images"]:
         image["frame_index"] = 15 * image.pop("frame_id")  # the alias datasets.py accepts
-    assert frame_positions(coco) == {(7, 0): 0, (7, 15): 1, (7, 30): 2}
-    g1, g2 = track_motion(coco, [1, 2])
+    dataset = _dataset(coco, tmp_path)
+    assert [dataset.annotations(i).frame_index for i in dataset.sequences()[7]] == [0, 15, 30]
+    g1, g2 = track_motion(dataset, [1, 2])
     assert g1.pairs == 2 and math.isclose(g1.median_iou, 1 / 3) and g2.pairs == 1
-    # an explicit subset (every other position) re-ranks: frames 0 and 30 become neighbours
-    (sub,) = track_motion(coco, [1], positions={(7, 0): 0, (7, 30): 1})
+    # a subset (every other position) re-ranks: frames 0 and 30 become neighbours
+    (sub,) = track_motion(FrameStep(dataset, 2), [1])
     assert sub.pairs == 1 and sub.median_iou == 0.0
 
 
 @pytest.mark.parametrize("flag", ["difficult", "ignore", "iscrowd"])
-def test_boxes_evaluation_ignores_do_not_count(flag):
+def test_boxes_evaluation_ignores_do_not_count(flag, tmp_path):
     coco = _coco({1: [(0, 0), (5, 0), (10, 0)]})
     coco["annotations"][1]["difficult"] = 0
     coco["annotations"][1][flag] = 1
-    (g1,) = track_motion(coco, [1])
+    dataset = _dataset(coco, tmp_path)
+    (g1,) = track_motion(dataset, [1])
     assert g1.pairs == 0 and g1.median_iou is None and g1.fraction_below_half is None
     assert "no pairs" in format_motion([g1])
     assert json.loads(json.dumps(g1.to_dict()))["median_iou"] is None  # valid JSON, no bare NaN
-    (g2,) = track_motion(coco, [2])
+    (g2,) = track_motion(dataset, [2])
     assert g2.pairs == 1 and g2.median_iou == 0.0
 
 
-def test_tracks_do_not_pair_across_videos():
+def test_tracks_do_not_pair_across_videos(tmp_path):
     coco = _coco({1: [(0, 0), (0, 0)]})
     coco["images"][1]["video_id"] = 8  # same track id, other video: not the same object
-    assert track_motion(coco, [1])[0].pairs == 0
+    assert track_motion(_dataset(coco, tmp_path), [1])[0].pairs == 0
 
 
-def test_data_without_tracks_is_an_error_not_a_number():
+def test_data_without_tracks_is_an_error_not_a_number(tmp_path):
     coco = _coco({1: [(0, 0), (0, 0)]})
     for ann in coco["annotations"]:
         del ann["track_id"]
+    no_tracks = _dataset(coco, tmp_path / "a")
     with pytest.raises(ValueError, match="track_id"):
-        track_motion(coco, [1])
+        track_motion(no_tracks, [1])
+    assert motion_or_none(no_tracks, [1]) is None  # the benchmark goes on without a motion figure
     with pytest.raises(ValueError, match="gap"):
-        track_motion(_coco({1: [(0, 0)]}), [0])
+        track_motion(_dataset(_coco({1: [(0, 0)]}), tmp_path / "b"), [0])
 
 
-def test_file_helpers(tmp_path):
-    path = tmp_path / "annotations.json"
-    path.write_text(json.dumps(_coco({1: [(0, 0), (5, 0)]}, fps=30.0)))
-    assert coco_file(tmp_path) == path and coco_file(path) == path  # a folder means its annotations.json
-    coco = read_coco(tmp_path)
-    (g1,) = motion_or_none(coco, [1])
+def test_frame_rate_and_report_line(tmp_path):
+    dataset = load_dataset(_dataset(_coco({1: [(0, 0), (5, 0)]}, fps=30.0), tmp_path / "a").json_path.parent)
+    (g1,) = motion_or_none(dataset, [1])  # a folder means its annotations.json
     assert math.isclose(g1.median_iou, 1 / 3)
-    assert video_fps(coco) == 30.0
+    assert dataset.frame_rate() == 30.0
     assert "1 frame later (0.03 s at 30 FPS): median IoU 0.33, 100% of 1 pairs below 0.5" in format_motion([g1], 30.0)
-    assert read_coco(tmp_path / "missing.json") is None and motion_or_none(None, [1]) is None
-    voc_list = tmp_path / "test.txt"
-    voc_list.write_text("000001\n")
-    assert read_coco(voc_list) is None and video_fps(None) is None
-    broken = tmp_path / "broken.json"
-    broken.write_text("{not json")
-    assert read_coco(broken) is None
-    no_tracks = _coco({1: [(0, 0), (0, 0)]})
-    for ann in no_tracks["annotations"]:
-        del ann["track_id"]
-    assert motion_or_none(no_tracks, [1]) is None
-    assert motion_or_none({"images": "nonsense"}, [1]) is None
     mixed = _coco({1: [(0, 0)]})
     mixed["videos"].append({"id": 8, "fps": 25.0})
-    assert video_fps(mixed) is None  # no single camera rate to quote
+    assert _dataset(mixed, tmp_path / "b").frame_rate() is None  # no single camera rate to quote
+    bad = _coco({1: [(0, 0)]})
+    bad["videos"] = [{"id": 7, "fps": "fast"}]
+    assert _dataset(bad, tmp_path / "c").frame_rate() is None
 
 
-def test_frame_step_and_evaluated_positions(tmp_path):
+def test_frame_step_and_subsets(tmp_path):
     import cv2
     import numpy as np
-
-    from underwater_detection.data.datasets import load_dataset
-    from underwater_detection.engine.benchmark_results import FrameStep, SequenceSubset, evaluated_positions
 
     coco = _coco({1: [(0, 0), (5, 0), (10, 0), (15, 0), (20, 0)]})
     for image in coco["images"]:
         cv2.imwrite(str(tmp_path / image["file_name"]), np.zeros((64, 64, 3), np.uint8))
-    (tmp_path / "annotations.json").write_text(json.dumps(coco))
-    dataset = load_dataset(tmp_path / "annotations.json", class_names=["scallop"])
-    assert evaluated_positions(dataset) == {(7, f): f for f in range(5)}
+    dataset = _dataset(coco, tmp_path)
     stepped = FrameStep(dataset, 2)
     assert len(stepped) == 3 and [stepped[i].frame_index for i in stepped.sequences()[7]] == [0, 2, 4]
-    positions = evaluated_positions(stepped)
-    assert positions == {(7, 0): 0, (7, 2): 1, (7, 4): 2}
-    (g1,) = track_motion(coco, [1], positions)  # 10 px apart at half the frame rate: no overlap
+    assert stepped.frame_rate() == 5.0 and SequenceSubset(dataset, 1).frame_rate() == 10.0
+    (g1,) = track_motion(stepped, [1])  # 10 px apart at half the frame rate: no overlap
     assert g1.pairs == 2 and g1.median_iou == 0.0
-    assert evaluated_positions(FrameStep(SequenceSubset(dataset, 1), 4)) == {(7, 0): 0, (7, 4): 1}
+    (g4,) = track_motion(FrameStep(SequenceSubset(dataset, 1), 4), [1])  # frames 0 and 4 become neighbours
+    assert g4.pairs == 1 and g4.median_iou == 0.0
     with pytest.raises(ValueError, match="frame step"):
         FrameStep(dataset, 0)
 

@@ -154,9 +154,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         dataset = load_dataset(args.data, class_names=list(detector.class_names))
     except (CheckpointError, ValueError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from exc
-    from .engine.track_motion import read_coco, video_fps
-
-    stamp_fps = args.fps if args.fps is not None else (video_fps(read_coco(args.data)) or 10.0)
+    stamp_fps = args.fps if args.fps is not None else (dataset.frame_rate() or 10.0)
     out = Path(args.out)
     name = detector.spec.name
     if args.sweep:
@@ -190,7 +188,7 @@ def cmd_results(args: argparse.Namespace) -> int:
     from .data.datasets import load_dataset
     from .engine import benchmark_results as br
     from .engine.runtime import configure_cpu_runtime
-    from .engine.track_motion import format_motion, motion_or_none, read_coco, video_fps
+    from .engine.track_motion import format_motion, motion_or_none
     from .models.checkpoint import CheckpointError, read_checkpoint
 
     configure_cpu_runtime(args.threads)
@@ -212,11 +210,9 @@ def cmd_results(args: argparse.Namespace) -> int:
         dataset = br.SequenceSubset(dataset, args.sequences)
     if args.frame_step > 1:
         dataset = br.FrameStep(dataset, args.frame_step)
-    coco = read_coco(args.data)  # for the motion figure and the camera's frame rate; None for VOC data
     gaps = sorted({k - 1 for k in args.k if k > 1})
-    motion = motion_or_none(coco, gaps, br.evaluated_positions(dataset)) if gaps else None
-    camera_fps = video_fps(coco)
-    data_fps = camera_fps / args.frame_step if camera_fps else None
+    motion = motion_or_none(dataset, gaps) if gaps else None  # None for data without track ids (VOC)
+    data_fps = dataset.frame_rate()
     try:
         stamp_fps = args.fps if args.fps is not None else (data_fps or 10.0)
         res = br.run_benchmark(paths, dataset, args.k, args.e, device=args.device, fps=stamp_fps,

@@ -87,6 +87,7 @@ class ImageAnnotation:
     path: str
     width: int | None
     height: int | None
+    track_ids: np.ndarray | None = None  # (N,) int64 object identity across frames, -1 where unknown (COCO ``track_id``)
 
 
 @dataclass
@@ -105,6 +106,7 @@ class _Record:
     # and these strings say which box is which in that error.
     box_refs: Sequence[Any] | None = None
     checked: bool = True
+    track_ids: np.ndarray | None = None
 
 
 def _class_index(class_names: Sequence[str], where: str | Path) -> dict[str, int]:
@@ -242,7 +244,12 @@ class DetectionDataset(Dataset):
             path=rec.path,
             width=rec.width,
             height=rec.height,
+            track_ids=None if rec.track_ids is None else rec.track_ids.copy(),
         )
+
+    def frame_rate(self) -> float | None:
+        """The camera frame rate the annotation declares for its videos (one rate for all), else ``None``."""
+        return None
 
     def sequences(self) -> dict[Hashable, list[int]]:
         """``{video key: dataset indices in frame order}``, videos in order of first appearance.
@@ -313,6 +320,7 @@ def _make_record(
     height: int | None,
     video_id: int | str | None,
     frame_index: int | None,
+    track_ids: list[int] | None = None,
 ) -> _Record:
     arr = np.asarray(boxes, np.float32).reshape(-1, 4)
     rec = _Record(
@@ -326,6 +334,7 @@ def _make_record(
         height=height,
         video_id=video_id,
         frame_index=frame_index,
+        track_ids=None if track_ids is None else np.asarray(track_ids, np.int64).reshape(-1),
     )
     if width is not None and height is not None:
         rec.boxes = check_boxes(arr, width, height, source, refs)
@@ -475,6 +484,7 @@ class CocoDataset(DetectionDataset):
                     "boxes": [],
                     "labels": [],
                     "difficult": [],
+                    "track_ids": [],
                     "refs": [],
                 }
             )
@@ -513,6 +523,8 @@ class CocoDataset(DetectionDataset):
             meta["difficult"].append(
                 bool(ann.get("iscrowd", 0)) or bool(ann.get("ignore", 0)) or bool(ann.get("difficult", 0))
             )
+            track = ann.get("track_id")
+            meta["track_ids"].append(track if isinstance(track, int) and not isinstance(track, bool) else -1)
             ref.file_name = meta["file_name"]
             meta["refs"].append(ref)
 
@@ -530,9 +542,18 @@ class CocoDataset(DetectionDataset):
                     height=meta["height"],
                     video_id=meta["video_id"],
                     frame_index=meta["frame_index"],
+                    track_ids=meta["track_ids"],
                 )
             )
         _check_unique_frames(self._records, src)
+        videos = data.get("videos")
+        rates = {v.get("fps") for v in videos if isinstance(v, dict)} if isinstance(videos, list) else set()
+        # one number for the whole file, or nothing: a mix of rates has no single stamp spacing to quote
+        only = rates.pop() if len(rates) == 1 else None
+        self._frame_rate = float(only) if isinstance(only, (int, float)) and not isinstance(only, bool) and only > 0 else None
+
+    def frame_rate(self) -> float | None:
+        return self._frame_rate
 
 
 # ---------------------------------------------------------------------------------------------------------

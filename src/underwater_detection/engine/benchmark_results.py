@@ -88,6 +88,10 @@ class SequenceSubset:
     def annotations(self, index: int) -> Any:
         return self.dataset.annotations(index)
 
+    def frame_rate(self) -> float | None:
+        rate = getattr(self.dataset, "frame_rate", None)
+        return rate() if rate is not None else None
+
     def __len__(self) -> int:
         return sum(len(v) for v in self._sequences.values())
 
@@ -100,19 +104,12 @@ class FrameStep(SequenceSubset):
         if step < 1:
             raise ValueError(f"frame step must be >= 1, got {step}")
         self.dataset = dataset
+        self.step = step
         self._sequences = {key: indices[::step] for key, indices in dataset.sequences().items()}
 
-
-def evaluated_positions(dataset: Any) -> dict[tuple[Any, int], int]:
-    """``{(video_id, frame_id): position in its evaluated sequence}`` for the video frames a run will visit,
-    so the motion figure describes exactly those frames (a subset of sequences, every n-th frame)."""
-    out: dict[tuple[Any, int], int] = {}
-    for indices in dataset.sequences().values():
-        for position, index in enumerate(indices):
-            ann = dataset.annotations(index)
-            if ann.video_id is not None and ann.frame_index is not None:
-                out[(ann.video_id, int(ann.frame_index))] = position
-    return out
+    def frame_rate(self) -> float | None:
+        rate = super().frame_rate()
+        return rate / self.step if rate is not None else None
 
 
 def run_benchmark(
