@@ -282,16 +282,20 @@ def test_a_burst_is_processed_newest_first_with_drops_counted(ros, checkpoint, s
     stamps = [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for _, m in outs]
     assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)  # never an older frame after a newer one
     assert len(outs) < 50, "every frame was processed: the burst did not test dropping"
-    # no growing lag: every answer leaves within a few inference times of its frame, the last one included
+    # No growing lag, checked by counting rather than by the clock (CI machines are shared; a DDS resend of a VGA
+    # fragment alone can take a second): when the burst ends, a node that keeps only the newest frame owes at most
+    # the frame in progress, one pending frame and the last one. A FIFO would owe the whole backlog (~30 frames).
+    burst_end = sent[-1][0]
+    owed = [m for t, m in outs if t > burst_end]
+    assert len(owed) <= 4, f"{len(owed)} answers arrived after the burst ended: the node worked through a backlog"
     latencies = [t - next(ts for ts, s in sent if s == m.header.stamp) for t, m in outs]
-    assert max(latencies) < 1.0, latencies
     received = int(after["received_total"]) - int(before["received_total"])
     processed = int(after["processed_total"]) - int(before["processed_total"])
     dropped = int(after["dropped_total"]) - int(before["dropped_total"])
     assert processed == len(outs) and dropped >= 1 and received == processed + dropped, (received, processed, dropped)
     print(f"burst: {len(outs)} of 50 frames processed, {dropped} dropped by the node ({50 - received} never reached "
-          f"its callback), latency first/last/max {latencies[0] * 1e3:.0f}/{latencies[-1] * 1e3:.0f}/"
-          f"{max(latencies) * 1e3:.0f} ms")
+          f"its callback), {len(owed)} after the burst ended, latency first/last/max "
+          f"{latencies[0] * 1e3:.0f}/{latencies[-1] * 1e3:.0f}/{max(latencies) * 1e3:.0f} ms")
 
 
 def test_unsupported_encoding_logs_one_error_and_the_node_keeps_working(ros):
