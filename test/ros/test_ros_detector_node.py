@@ -282,12 +282,12 @@ def test_a_burst_is_processed_newest_first_with_drops_counted(ros, checkpoint, s
     stamps = [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for _, m in outs]
     assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)  # never an older frame after a newer one
     assert len(outs) < 50, "every frame was processed: the burst did not test dropping"
-    # No growing lag, checked by counting rather than by the clock (CI machines are shared; a DDS resend of a VGA
-    # fragment alone can take a second): when the burst ends, a node that keeps only the newest frame owes at most
-    # the frame in progress, one pending frame and the last one. A FIFO would owe the whole backlog (~30 frames).
-    burst_end = sent[-1][0]
-    owed = [m for t, m in outs if t > burst_end]
-    assert len(owed) <= 4, f"{len(owed)} answers arrived after the burst ended: the node worked through a backlog"
+    # No backlog, checked by the node's own counters, not by the clock or by when answers arrive: on a shared CI
+    # machine reliable DDS can deliver VGA frames a second late and in a trickle, so arrival times say more about
+    # DDS than about the node. A queueing node would process every frame it received (dropped == 0); this one must
+    # have replaced frames it could not keep up with, and account for every frame (asserted below).
+    # test_ros_units covers the newest-only hand-off itself.
+    owed = [m for t, m in outs if t > sent[-1][0]]  # reported only
     latencies = [t - next(ts for ts, s in sent if s == m.header.stamp) for t, m in outs]
     received = int(after["received_total"]) - int(before["received_total"])
     processed = int(after["processed_total"]) - int(before["processed_total"])
