@@ -89,8 +89,7 @@ class SequenceSubset:
         return self.dataset.annotations(index)
 
     def frame_rate(self) -> float | None:
-        rate = getattr(self.dataset, "frame_rate", None)
-        return rate() if rate is not None else None
+        return self.dataset.frame_rate()  # a DetectionDataset or another wrapper: both have it
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._sequences.values())

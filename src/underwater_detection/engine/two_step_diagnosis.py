@@ -31,6 +31,7 @@ from ..ops.postprocess import class_scores
 
 SIZE_BUCKETS = ("small", "medium", "large")  # COCO: area < 32^2, < 96^2, larger (original image pixels)
 POSITIVE_IOU = 0.5
+_MEDIAN_FIELDS = ("anchor_iou", "refined_iou", "odm_positives", "detected_iou", "class_score")
 
 
 @dataclass(frozen=True)
@@ -102,17 +103,9 @@ def summarise(objects: Iterable[ObjectDiagnosis]) -> dict[str, dict[str, Any]]:
         rows = [o for o in objects if bucket in ("all", o.size)]
         if not rows:
             continue
-        def median(field: str) -> float:
-            return float(np.median([getattr(o, field) for o in rows]))
-        table[bucket] = {
-            "objects": len(rows),
-            "anchor_iou": median("anchor_iou"),
-            "refined_iou": median("refined_iou"),
-            "with_odm_positive": float(np.mean([o.odm_positives > 0 for o in rows])),
-            "odm_positives": median("odm_positives"),
-            "detected_iou": median("detected_iou"),
-            "class_score": median("class_score"),
-        }
+        medians = {f: float(np.median([getattr(o, f) for o in rows])) for f in _MEDIAN_FIELDS}
+        table[bucket] = {"objects": len(rows), **medians,
+                         "with_odm_positive": float(np.mean([o.odm_positives > 0 for o in rows]))}
     return table
 
 
