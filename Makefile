@@ -44,7 +44,7 @@ $(SYNTH)/val/annotations.json:
 $(SYNTH)/test/annotations.json:
 	$(VENV)/bin/uwdet synth --out $(SYNTH)/test --split test --workers 2 --overwrite
 
-# `make train-shipped`: train (or resume) all five shipped models in order and copy them to models/ (~3 h on 2 cores).
+# `make train-shipped`: train (or resume) all five shipped models, three cycles each, and copy them to models/ (~9 h on 2 cores).
 train-shipped: data-synth
 	scripts/train_shipped_models.sh
 

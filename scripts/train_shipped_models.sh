@@ -1,22 +1,37 @@
 #!/usr/bin/env bash
-# Train (or resume) every shipped model's recipe in dependency order and copy each finished model to models/.
-# TDRNet comes first: TRNet's recipe starts its reference generator from models/tdrnet_lite.pt.
-# Safe to re-run: finished runs are skipped, interrupted ones resume from runs/NAME/train_state.pt.
-#   scripts/train_shipped_models.sh                 # all five, ~3 h on 2 CPU cores
+# Train (or resume) every shipped model's recipe and copy each finished model to models/.
+# A shipped model is three 2000-iteration cycles (6000 x 16 images): NAME_synth, then NAME_synth_cycle2 and
+# NAME_synth_cycle3, each starting from the previous cycle's runs/.../model.pt. TDRNet comes first: TRNet's
+# recipes take their frozen reference generator from TDRNet's third cycle.
+# Safe to re-run: a recipe whose runs/RECIPE/model.pt exists is skipped (delete the folder to retrain it), an
+# interrupted one resumes from runs/RECIPE/train_state.pt.
+#   scripts/train_shipped_models.sh                 # all five, ~9 h on 2 quiet CPU cores
 #   scripts/train_shipped_models.sh ssd4s_lite      # just one
+#   SHIP=0 scripts/train_shipped_models.sh ...      # train, but leave models/ alone
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
+SHIP=${SHIP:-1}
 MODELS=("$@")
-[ ${#MODELS[@]} -gt 0 ] || MODELS=(tdrnet_lite ssd4s_lite trnet_lite refinedet_lite drnet_lite)
+[ ${#MODELS[@]} -gt 0 ] || MODELS=(tdrnet_lite trnet_lite ssd4s_lite refinedet_lite drnet_lite)
 mkdir -p runs/logs models
 for name in "${MODELS[@]}"; do
-  recipe="${name}_synth"
-  run="runs/$recipe"
-  resume=()
-  [ -f "$run/train_state.pt" ] && resume=(--resume)
-  echo "== $recipe $(date -u +%H:%M:%S) ${resume[*]:-}"
-  "$VENV/bin/uwdet" train --config "config/train/$recipe.yaml" "${resume[@]}" --no-progress >> "runs/logs/$recipe.log" 2>&1
-  cp "$run/model.pt" "models/$name.pt"
-  echo "   -> models/$name.pt ($(du -h "models/$name.pt" | cut -f1))"
+  for recipe in "${name}_synth" "${name}_synth_cycle2" "${name}_synth_cycle3"; do
+    run="runs/$recipe"
+    if [ -f "$run/model.pt" ]; then
+      echo "== $recipe: done ($run/model.pt exists)"
+      continue
+    fi
+    resume=()
+    [ -f "$run/train_state.pt" ] && resume=(--resume)
+    echo "== $recipe $(date -u +%H:%M:%S) ${resume[*]:-}"
+    "$VENV/bin/uwdet" train --config "config/train/$recipe.yaml" "${resume[@]}" --no-progress >> "runs/logs/$recipe.log" 2>&1
+  done
 done
+echo "== all trained $(date -u +%H:%M:%S)"
+if [ "$SHIP" = 1 ]; then
+  for name in "${MODELS[@]}"; do
+    cp "runs/${name}_synth_cycle3/model.pt" "models/$name.pt"
+    echo "   -> models/$name.pt ($(du -h "models/$name.pt" | cut -f1))"
+  done
+fi

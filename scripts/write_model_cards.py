@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from underwater_detection.models.checkpoint import Checkpoint, load_model, save_checkpoint
+from underwater_detection.models.checkpoint import Checkpoint, load_model, read_checkpoint, save_checkpoint
 
 ORDER = ("tdrnet_lite", "trnet_lite", "ssd4s_lite", "refinedet_lite", "drnet_lite")
 
@@ -30,11 +30,39 @@ def metrics_for(rows: list[dict], model: str) -> dict:
     return out
 
 
+def training_cycles(ckpt: Checkpoint) -> tuple[list[dict], str | None]:
+    """The provenance of every training cycle that led to ``ckpt``, first cycle first.
+
+    A shipped model is several cycles, each starting from the previous one's checkpoint (recorded in the
+    recipe's ``init``). The walk follows ``init.checkpoint`` while it is the same model; an init from another
+    model (TRNet's frozen RG from TDRNet) ends it and is returned as the second value. A cycle whose file is
+    no longer on disk ends the walk with a note instead of guessing."""
+    cycles = [ckpt.provenance]
+    shared_from = None
+    seen: set[str] = set()
+    while True:
+        init = cycles[0].get("recipe", {}).get("init")
+        if not init:
+            return cycles, shared_from
+        source = Path(init["checkpoint"])
+        if str(source) in seen or not source.is_file():
+            cycles.insert(0, {"missing": str(source)})
+            return cycles, shared_from
+        seen.add(str(source))
+        earlier = read_checkpoint(source)
+        if earlier.spec.name != ckpt.spec.name:
+            shared_from = f"{', '.join(init['modules'])} from `{source}` ({earlier.spec.name}), frozen"
+            return cycles, shared_from
+        cycles.insert(0, earlier.provenance)
+
+
 def card(path: Path, ckpt: Checkpoint, metrics: dict, results_meta: dict) -> str:
     p = ckpt.provenance
-    recipe = p.get("recipe", {})
-    solver = recipe.get("solver", {})
     size_mb = path.stat().st_size / 1e6
+    cycles, shared_from = training_cycles(ckpt)
+    known = [c for c in cycles if "missing" not in c]
+    total_iterations = sum(int(c.get("iterations", 0)) for c in known)
+    total_minutes = sum(float(c.get("wall_time_s", 0)) for c in known) / 60
     lines = [
         f"## {path.stem}",
         "",
@@ -42,16 +70,25 @@ def card(path: Path, ckpt: Checkpoint, metrics: dict, results_meta: dict) -> str
         f"classes {', '.join(ckpt.class_names)}; file {size_mb:.1f} MB.",
         f"- Data: {', '.join(p.get('train_data', []))} ({p.get('train_images', '?')} images of `make data-synth`: "
         "`uwdet synth` train split, seeds 0-59, 60 sequences x 100 frames, object scale 2).",
-        f"- Command: `{p.get('command', '?')}` (recipe `config/train/{recipe.get('name', '?')}.yaml`; "
-        "`scripts/train_shipped_models.sh` runs them all in order).",
-        f"- Solver: {solver.get('optimizer', '?')} lr {solver.get('lr', '?')}, batch {solver.get('batch_size', '?')}, "
-        f"{p.get('iterations', '?')} iterations, warm-up {solver.get('warmup_iterations', '?')}, steps "
-        f"{solver.get('steps', '?')}; seed {p.get('seed', '?')}"
-        + (f"; RG from `{recipe['init']['checkpoint']}`, frozen" if recipe.get("init") else "") + ".",
-        f"- Trained on: {p.get('device', '?')} with {p.get('threads', '?')} threads, wall time "
-        f"{float(p.get('wall_time_s', 0)) / 60:.0f} min (shared 2-core machine); torch {p.get('torch', '?')}, "
-        f"git {str(p.get('git_commit', '?'))[:10]}.",
+        f"- Training: {len(known)} cycle{'' if len(known) == 1 else 's'}, {total_iterations} iterations x batch "
+        f"{p.get('recipe', {}).get('solver', {}).get('batch_size', '?')}, {total_minutes:.0f} min wall time in all "
+        f"on {p.get('device', '?')} with {p.get('threads', '?')} threads (shared 2-core machine), torch "
+        f"{p.get('torch', '?')}" + (f"; {shared_from}" if shared_from else "") + ". "
+        "`scripts/train_shipped_models.sh` runs every cycle of every model in order.",
+        "",
+        "| cycle | command | iterations | lr, warm-up, steps | seed | wall time | git |",
+        "|---|---|---|---|---|---|---|",
     ]
+    for number, c in enumerate(cycles, 1):
+        if "missing" in c:
+            lines.append(f"| {number} | earlier cycle(s) from `{c['missing']}`: file not on this machine | | | | | |")
+            continue
+        solver = c.get("recipe", {}).get("solver", {})
+        lines.append(
+            f"| {number} | `{c.get('command', '?')}` | {c.get('iterations', '?')} | {solver.get('optimizer', '?')} "
+            f"{solver.get('lr', '?')}, {solver.get('warmup_iterations', '?')}, {solver.get('steps', '?')} | "
+            f"{c.get('seed', '?')} | {float(c.get('wall_time_s', 0)) / 60:.0f} min | {str(c.get('git_commit', '?'))[:10]} |"
+        )
     if metrics:
         lines += ["", f"Test split ({results_meta.get('data', '?')}), `{results_meta.get('command', 'uwdet results')}`:", "",
                   "| setting | mAP@0.5 | COCO AP | AP50 | forward FPS |", "|---|---|---|---|---|"]

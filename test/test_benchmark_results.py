@@ -113,7 +113,7 @@ def test_results_command_end_to_end(tmp_path):
     text = (models / "README.md").read_text()
     trnet_k4 = next(r for r in payload["rows"] if r["model"] == "trnet_lite" and r["key_interval"] == 4
                     and r["soft_coefficient"] == 1.0)
-    assert "## ssd4s_lite" in text and "## trnet_lite" in text and "seed 3" in text
+    assert "## ssd4s_lite" in text and "## trnet_lite" in text and "1 cycle, 2 iterations" in text
     assert f"| k4_e1 | {100 * trnet_k4['voc_map50']:.1f} |" in text
     from underwater_detection.models.checkpoint import read_checkpoint
     metrics = read_checkpoint(models / "trnet_lite.pt").metrics

@@ -151,6 +151,31 @@ def test_trnet_shares_a_frozen_reference_generator_from_a_tdrnet_checkpoint(tmp_
     assert all(float(r["objective_loss"]) == pytest.approx(float(r["odm_loc"]) + float(r["odm_conf"]), rel=1e-4) for r in rows)
 
 
+def test_a_later_trnet_cycle_keeps_the_shared_rg_frozen_and_continues_rd(tmp_path, coco):
+    """TRNet's second and third cycles copy both networks but freeze only RG (init.freeze as a list)."""
+    first = train(recipe(tmp_path / "first", coco, model="trnet_lite", iterations=2), device="cpu", show_progress=False)
+    source, _ = load_model(first)
+    cfg = recipe(tmp_path, coco, model="trnet_lite", iterations=2)
+    cfg.init = InitConfig(checkpoint=str(first), modules=["rg", "rd"], freeze=["rg"])
+    trained, _ = load_model(train(cfg, device="cpu", show_progress=False))
+    before, after = source.state_dict(), trained.state_dict()
+    assert all(torch.equal(after[k], before[k]) for k in after if k.startswith("rg."))
+    learned = [k for k in after if k.startswith("rd.") and after[k].is_floating_point() and not torch.equal(after[k], before[k])]
+    assert learned, "RD did not learn"
+    rows = list(csv.DictReader(open(tmp_path / "run" / "log.csv")))
+    assert all(float(r["objective_loss"]) == pytest.approx(float(r["odm_loc"]) + float(r["odm_conf"]), rel=1e-4) for r in rows)
+    # the recipe round-trips through YAML with the list intact
+    assert TrainConfig.from_dict(yaml.safe_load(yaml.safe_dump(cfg.to_dict()))).init.freeze == ["rg"]
+
+
+def test_init_freeze_must_name_copied_modules():
+    with pytest.raises(ValueError, match=r"init.freeze names \['rd'\]"):
+        InitConfig(checkpoint="x.pt", modules=["rg"], freeze=["rd"])
+    assert InitConfig(checkpoint="x.pt", modules=["rg", "rd"], freeze="rg").frozen("rg")
+    assert not InitConfig(checkpoint="x.pt", modules=["rg", "rd"], freeze="rg").frozen("rd")
+    assert not InitConfig(checkpoint="x.pt", modules=["rg"], freeze=False).frozen("rg")
+
+
 def test_init_from_a_checkpoint_that_does_not_fit_is_a_clear_error(tmp_path, coco):
     source = train(recipe(tmp_path / "ssd", coco, iterations=1), device="cpu", show_progress=False)
     cfg = recipe(tmp_path, coco, model="trnet_lite", iterations=1)

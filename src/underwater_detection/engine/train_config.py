@@ -94,13 +94,24 @@ class InitConfig:
 
     checkpoint: str
     modules: list[str] = field(default_factory=lambda: ["rg"])  # top-level child modules to copy
-    freeze: bool = True  # frozen modules do not learn; a frozen RG makes the objective RD-only (refinement)
+    # frozen modules do not learn; a frozen RG makes the objective RD-only (refinement). true/false applies to
+    # every copied module; a list freezes just those (a later TRNet cycle: copy rg and rd, keep rg frozen)
+    freeze: bool | list[str] = True
 
     def __post_init__(self) -> None:
         if isinstance(self.modules, str):
             self.modules = [self.modules]
         if not self.checkpoint or not self.modules:
             raise ValueError("init: needs a checkpoint path and at least one module name")
+        if isinstance(self.freeze, str):
+            self.freeze = [self.freeze]
+        if isinstance(self.freeze, list):
+            stray = [m for m in self.freeze if m not in self.modules]
+            if stray:
+                raise ValueError(f"init.freeze names {stray}, which init.modules {self.modules} does not copy")
+
+    def frozen(self, module: str) -> bool:
+        return module in self.freeze if isinstance(self.freeze, list) else bool(self.freeze)
 
 
 @dataclass

@@ -158,7 +158,7 @@ def initialise_from_checkpoint(model: nn.Module, init: InitConfig, class_names: 
                 f"init: {init.checkpoint} does not fit module {name!r}: missing {missing[:5]}, shape mismatch {wrong[:5]}"
             )
         children[name].load_state_dict({k: source[k] for k in target})
-        if init.freeze:
+        if init.frozen(name):
             freeze(children[name])
             frozen.append(name)
     return frozen

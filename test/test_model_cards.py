@@ -1,0 +1,63 @@
+"""scripts/write_model_cards.py: a shipped model trained in cycles gets every cycle on its card, read from the
+checkpoints themselves (each cycle's recipe names the one before it)."""
+import importlib.util
+import shutil
+from pathlib import Path
+
+import pytest
+
+from test_trainer import coco, recipe  # noqa: F401 - fixture
+from underwater_detection.engine.train_config import InitConfig
+from underwater_detection.engine.trainer import train
+from underwater_detection.models.checkpoint import read_checkpoint
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "write_model_cards.py"
+
+
+@pytest.fixture(scope="module")
+def cards():
+    spec = importlib.util.spec_from_file_location("write_model_cards", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def cycle(tmp_path, data, model, iterations, seed, init=None):
+    cfg = recipe(tmp_path, data, model=model, iterations=iterations)
+    cfg.seed, cfg.init = seed, init
+    return train(cfg, device="cpu", show_progress=False)
+
+
+def test_three_cycles_are_listed_first_to_last_with_their_budgets(tmp_path, coco, cards):  # noqa: F811
+    modules = ["backbone", "loc_head", "conf_head"]
+    first = cycle(tmp_path / "c1", coco, "ssd4s_lite", 2, seed=0)
+    second = cycle(tmp_path / "c2", coco, "ssd4s_lite", 1, seed=1, init=InitConfig(str(first), modules, freeze=False))
+    third = cycle(tmp_path / "c3", coco, "ssd4s_lite", 3, seed=2, init=InitConfig(str(second), modules, freeze=False))
+    shipped = tmp_path / "models" / "ssd4s_lite.pt"
+    shipped.parent.mkdir()
+    shutil.copy(third, shipped)
+    ckpt = read_checkpoint(shipped)
+    cycles, shared = cards.training_cycles(ckpt)
+    assert [(c["iterations"], c["seed"]) for c in cycles] == [(2, 0), (1, 1), (3, 2)] and shared is None
+    text = cards.card(shipped, ckpt, {}, {})
+    assert "3 cycles, 6 iterations x batch 4" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert [r.split(" | ")[0] for r in rows] == ["| 1", "| 2", "| 3"]
+
+
+def test_a_frozen_rg_from_another_model_ends_the_walk_and_is_named(tmp_path, coco, cards):  # noqa: F811
+    tdrnet = cycle(tmp_path / "tdr", coco, "tdrnet_lite", 1, seed=0)
+    trnet = cycle(tmp_path / "tr", coco, "trnet_lite", 1, seed=0, init=InitConfig(str(tdrnet), ["rg"], freeze=True))
+    cycles, shared = cards.training_cycles(read_checkpoint(trnet))
+    assert len(cycles) == 1 and shared == f"rg from `{tdrnet}` (tdrnet_lite), frozen"
+
+
+def test_an_earlier_cycle_no_longer_on_disk_is_said_not_guessed(tmp_path, coco, cards):  # noqa: F811
+    modules = ["backbone", "loc_head", "conf_head"]
+    first = cycle(tmp_path / "c1", coco, "ssd4s_lite", 1, seed=0)
+    second = cycle(tmp_path / "c2", coco, "ssd4s_lite", 1, seed=1, init=InitConfig(str(first), modules, freeze=False))
+    first.unlink()
+    ckpt = read_checkpoint(second)
+    cycles, _ = cards.training_cycles(ckpt)
+    assert cycles[0] == {"missing": str(first)} and len(cycles) == 2
+    assert "file not on this machine" in cards.card(second, ckpt, {}, {})
