@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from underwater_detection.engine.grasp_selection import (
-    GraspCandidate, GraspConfig, GraspSelector, bearing_ray, box_iou,
+    GraspCandidate, GraspConfig, GraspSelector, bearing_ray,
 )
+from underwater_detection.ops.box_overlap import iou_matrix
 
 W, H = 640, 480
 SIZE = (W, H)
@@ -110,7 +111,7 @@ def test_untracked_detections_keep_the_target_by_class_and_iou():
     other = cand(330, 425, cls="scallop", track="")  # same place, other class: not the target
     d = sel.update([other, moved], 0.1, SIZE)
     assert d.event == "kept" and d.target == moved
-    assert box_iou(moved.box, cand(320, 420).box) > 0.3
+    assert iou_matrix(moved.box, cand(320, 420).box)[0, 0] > 0.3
 
 
 def test_unseen_target_is_held_then_replaced_by_a_steady_other_object():

@@ -10,7 +10,8 @@ import math
 import numpy as np
 import pytest
 
-from underwater_detection.engine.tracking import IoUTracker, iou_matrix
+from underwater_detection.engine.tracking import IoUTracker
+from underwater_detection.ops.box_overlap import iou_matrix
 
 SIDE = 40.0
 

@@ -49,6 +49,7 @@ import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from ..models.spec import validate_preprocess
+from ..ops.box_overlap import iou_matrix
 from ..ops.losses import Targets
 from .datasets import Sample
 from .transforms import boxes_to_normalized, image_to_tensor
@@ -61,19 +62,6 @@ MIN_BOX_SIDE_PX = 1.0  # boxes thinner than this at the network input are droppe
 
 def _lut(values: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(values), 0, 255).astype(np.uint8)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix ``(len(a), len(b))`` of corner boxes."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 class PhotometricDistort:
@@ -212,7 +200,7 @@ class RandomIoUCrop:
         valid &= (rects[:, 2] > rects[:, 0]) & (rects[:, 3] > rects[:, 1])
         if len(boxes):
             inside = self.centres_inside(boxes, rects)  # (n, N)
-            iou = box_iou(rects, boxes)
+            iou = iou_matrix(rects, boxes)
             valid &= (inside & (iou >= min_iou)).any(axis=1)
         hits = np.flatnonzero(valid)
         return rects[hits[0]] if hits.size else None

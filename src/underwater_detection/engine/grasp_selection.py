@@ -48,6 +48,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ..data.class_names import normalize_class_name
+from ..ops.box_overlap import iou_matrix
 
 
 @dataclass(frozen=True)
@@ -149,12 +150,8 @@ class GraspDecision:
     candidates: int = 0  # eligible detections in this update
 
 
-def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+def _overlap(a: Sequence[float], b: Sequence[float]) -> float:
+    return float(iou_matrix(a, b)[0, 0])
 
 
 class GraspSelector:
@@ -222,7 +219,7 @@ class GraspSelector:
         if t.track_id and cand.track_id:
             return t.track_id == cand.track_id
         return (normalize_class_name(t.class_name) == normalize_class_name(cand.class_name)
-                and box_iou(t.box, cand.box) >= self.config.iou_match)
+                and _overlap(t.box, cand.box) >= self.config.iou_match)
 
     def _is_challenger(self, cand: GraspCandidate) -> bool:
         """Untracked challengers cannot keep a key from frame to frame; they match by box overlap instead."""
@@ -234,7 +231,7 @@ class GraspSelector:
             return False
         _, name, *coords = self._challenger.split(":")
         return (name == normalize_class_name(cand.class_name)
-                and box_iou([float(v) for v in coords], cand.box) >= self.config.iou_match)
+                and _overlap([float(v) for v in coords], cand.box) >= self.config.iou_match)
 
     # ----------------------------------------------------------------------------- updates
     def current(self, now: float) -> GraspCandidate | None:

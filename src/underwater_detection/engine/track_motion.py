@@ -18,6 +18,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from ..ops.box_overlap import paired_iou
+
 
 @dataclass(frozen=True)
 class GapMotion:
@@ -29,15 +31,6 @@ class GapMotion:
     def to_dict(self) -> dict[str, Any]:
         return {"gap": self.gap, "pairs": self.pairs, "median_iou": self.median_iou,
                 "fraction_below_half": self.fraction_below_half}
-
-
-def _paired_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of ``a[i]`` with ``b[i]`` (corner boxes); the IoU matrices elsewhere would cost N^2 here."""
-    lt = np.maximum(a[:, :2], b[:, :2])
-    rb = np.minimum(a[:, 2:], b[:, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(axis=1)
-    union = (a[:, 2:] - a[:, :2]).prod(axis=1) + (b[:, 2:] - b[:, :2]).prod(axis=1) - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 def _tracks(dataset: Any) -> dict[tuple[Any, int], dict[int, np.ndarray]]:
@@ -77,7 +70,7 @@ def track_motion(dataset: Any, gaps: Iterable[int]) -> list[GapMotion]:
         if not first:
             out.append(GapMotion(gap, 0, None, None))
             continue
-        ious = _paired_iou(np.asarray(first, np.float64), np.asarray(later, np.float64))
+        ious = paired_iou(np.asarray(first, np.float64), np.asarray(later, np.float64))
         out.append(GapMotion(gap, len(ious), float(np.median(ious)), float(np.mean(ious < 0.5))))
     return out
 

@@ -12,6 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..ops.box_overlap import iou_matrix
+
 
 @dataclass
 class GroundTruth:
@@ -48,15 +50,6 @@ def average_precision(recall: np.ndarray, precision: np.ndarray, use_11_point: b
     return float(np.sum((mrec[idx + 1] - mrec[idx]) * mpre[idx + 1]))
 
 
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    lt = np.maximum(box[:2], boxes[:, :2])
-    rb = np.minimum(box[2:], boxes[:, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(axis=1)
-    area = lambda b: np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)  # noqa: E731
-    union = area(box) + area(boxes) - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-
-
 def evaluate_voc(
     predictions: Sequence[Prediction],
     ground_truths: Sequence[GroundTruth],
@@ -91,7 +84,7 @@ def evaluate_voc(
             if len(boxes) == 0:
                 fp[i] = 1
                 continue
-            ious = _iou(box, boxes)
+            ious = iou_matrix(box, boxes)[0]
             j = int(ious.argmax())
             if ious[j] >= iou_threshold:
                 if gt_difficult[img][j]:
