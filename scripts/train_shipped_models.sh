@@ -3,8 +3,10 @@
 # A shipped model is three 2000-iteration cycles (6000 x 16 images): NAME_synth, then NAME_synth_cycle2 and
 # NAME_synth_cycle3, each starting from the previous cycle's runs/.../model.pt. TDRNet comes first: TRNet's
 # recipes take their frozen reference generator from TDRNet's third cycle.
-# Safe to re-run: a recipe whose runs/RECIPE/model.pt exists is skipped (delete the folder to retrain it), an
-# interrupted one resumes from runs/RECIPE/train_state.pt.
+# Safe to re-run: a recipe whose runs/RECIPE/model.pt exists and is newer than the checkpoint its recipe starts
+# from is skipped; an older one (its start point was retrained since) is moved aside to runs/RECIPE.stale-TIME
+# and retrained, so a retrained cycle 1 also retrains the cycles after it. An interrupted recipe resumes from
+# runs/RECIPE/train_state.pt. To retrain a model from scratch, delete runs/NAME_synth.
 #   scripts/train_shipped_models.sh                 # all five, ~9 h on 2 quiet CPU cores
 #   scripts/train_shipped_models.sh ssd4s_lite      # just one
 #   SHIP=0 scripts/train_shipped_models.sh ...      # train, but leave models/ alone
@@ -18,14 +20,24 @@ mkdir -p runs/logs models
 for name in "${MODELS[@]}"; do
   for recipe in "${name}_synth" "${name}_synth_cycle2" "${name}_synth_cycle3"; do
     run="runs/$recipe"
+    start=$(sed -n 's/^  checkpoint: *\([^ #]*\).*/\1/p' "config/train/$recipe.yaml")  # init.checkpoint, if any
     if [ -f "$run/model.pt" ]; then
-      echo "== $recipe: done ($run/model.pt exists)"
-      continue
+      if [ -z "$start" ] || [ "$run/model.pt" -nt "$start" ]; then
+        echo "== $recipe: done ($run/model.pt exists)"
+        continue
+      fi
+      aside="$run.stale-$(date -u +%Y%m%dT%H%M%S)"
+      echo "== $recipe: $run/model.pt is older than its start point $start; moved to $aside, retraining"
+      mv "$run" "$aside"
     fi
     resume=()
     [ -f "$run/train_state.pt" ] && resume=(--resume)
     echo "== $recipe $(date -u +%H:%M:%S) ${resume[*]:-}"
-    "$VENV/bin/uwdet" train --config "config/train/$recipe.yaml" "${resume[@]}" --no-progress >> "runs/logs/$recipe.log" 2>&1
+    "$VENV/bin/uwdet" train --config "config/train/$recipe.yaml" "${resume[@]}" --no-progress >> "runs/logs/$recipe.log" 2>&1 || {
+      echo "FAILED: $recipe (exit $?); the end of runs/logs/$recipe.log:" >&2
+      tail -n 20 "runs/logs/$recipe.log" >&2
+      exit 1
+    }
   done
 done
 echo "== all trained $(date -u +%H:%M:%S)"

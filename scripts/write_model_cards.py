@@ -16,6 +16,7 @@ from pathlib import Path
 
 from underwater_detection.models.checkpoint import Checkpoint, load_model, read_checkpoint, save_checkpoint
 
+REPO = Path(__file__).resolve().parents[1]
 ORDER = ("tdrnet_lite", "trnet_lite", "ssd4s_lite", "refinedet_lite", "drnet_lite")
 
 
@@ -30,28 +31,36 @@ def metrics_for(rows: list[dict], model: str) -> dict:
     return out
 
 
-def training_cycles(ckpt: Checkpoint) -> tuple[list[dict], str | None]:
-    """The provenance of every training cycle that led to ``ckpt``, first cycle first.
+def training_cycles(path: Path, ckpt: Checkpoint) -> tuple[list[dict], str | None]:
+    """The provenance of every training cycle that led to ``ckpt`` (read from ``path``), first cycle first.
 
     A shipped model is several cycles, each starting from the previous one's checkpoint (recorded in the
     recipe's ``init``). The walk follows ``init.checkpoint`` while it is the same model; an init from another
     model (TRNet's frozen RG from TDRNet) ends it and is returned as the second value. A cycle whose file is
-    no longer on disk ends the walk with a note instead of guessing."""
+    no longer on disk, or that points back at a file already walked (a start point overwritten since), ends the
+    walk with a note instead of guessing. Relative paths are the trainer's: from the repository root."""
     cycles = [ckpt.provenance]
     shared_from = None
-    seen: set[str] = set()
+    seen = {Path(path).resolve()}
     while True:
         init = cycles[0].get("recipe", {}).get("init")
         if not init:
             return cycles, shared_from
         source = Path(init["checkpoint"])
-        if str(source) in seen or not source.is_file():
-            cycles.insert(0, {"missing": str(source)})
+        earlier_path = source if source.is_absolute() else REPO / source
+        if not earlier_path.is_file():
+            cycles.insert(0, {"missing": str(source), "why": "file not on this machine"})
             return cycles, shared_from
-        seen.add(str(source))
-        earlier = read_checkpoint(source)
+        if earlier_path.resolve() in seen:
+            cycles.insert(0, {"missing": str(source), "why": "already listed: the file was overwritten since"})
+            return cycles, shared_from
+        seen.add(earlier_path.resolve())
+        earlier = read_checkpoint(earlier_path)
         if earlier.spec.name != ckpt.spec.name:
-            shared_from = f"{', '.join(init['modules'])} from `{source}` ({earlier.spec.name}), frozen"
+            freeze = init.get("freeze", True)
+            frozen = freeze if isinstance(freeze, bool) else bool(set(freeze) & set(init["modules"]))
+            shared_from = (f"{', '.join(init['modules'])} from `{source}` ({earlier.spec.name})"
+                           + (", frozen" if frozen else ""))
             return cycles, shared_from
         cycles.insert(0, earlier.provenance)
 
@@ -59,7 +68,7 @@ def training_cycles(ckpt: Checkpoint) -> tuple[list[dict], str | None]:
 def card(path: Path, ckpt: Checkpoint, metrics: dict, results_meta: dict) -> str:
     p = ckpt.provenance
     size_mb = path.stat().st_size / 1e6
-    cycles, shared_from = training_cycles(ckpt)
+    cycles, shared_from = training_cycles(path, ckpt)
     known = [c for c in cycles if "missing" not in c]
     total_iterations = sum(int(c.get("iterations", 0)) for c in known)
     total_minutes = sum(float(c.get("wall_time_s", 0)) for c in known) / 60
@@ -81,7 +90,7 @@ def card(path: Path, ckpt: Checkpoint, metrics: dict, results_meta: dict) -> str
     ]
     for number, c in enumerate(cycles, 1):
         if "missing" in c:
-            lines.append(f"| {number} | earlier cycle(s) from `{c['missing']}`: file not on this machine | | | | | |")
+            lines.append(f"| {number} | earlier cycle(s) from `{c['missing']}`: {c['why']} | | | | | |")
             continue
         solver = c.get("recipe", {}).get("solver", {})
         lines.append(

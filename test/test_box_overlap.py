@@ -35,6 +35,13 @@ def test_matrix_agrees_with_the_torch_iou_and_pairs_with_its_diagonal():
     np.testing.assert_allclose(paired_iou(a, b), np.diag(ours), atol=1e-15)
 
 
+def test_one_box_may_be_given_flat_and_wrong_shapes_are_errors():
+    assert iou_matrix([0, 0, 2, 2], [[0, 0, 2, 2], [0, 0, 1, 2]]).tolist() == [[1.0, 0.5]]
+    for bad in (np.zeros((4, 5)), np.zeros(5), np.zeros((2, 2, 4))):
+        with pytest.raises(ValueError, match="an \\(N, 4\\) array, got shape"):
+            iou_matrix(bad, [[0, 0, 1, 1]])
+
+
 def test_paired_needs_equal_lengths():
     with pytest.raises(ValueError, match="as many boxes in a as in b, got 2 and 1"):
         paired_iou([[0, 0, 1, 1]] * 2, [[0, 0, 1, 1]])

@@ -37,7 +37,7 @@ def test_three_cycles_are_listed_first_to_last_with_their_budgets(tmp_path, coco
     shipped.parent.mkdir()
     shutil.copy(third, shipped)
     ckpt = read_checkpoint(shipped)
-    cycles, shared = cards.training_cycles(ckpt)
+    cycles, shared = cards.training_cycles(shipped, ckpt)
     assert [(c["iterations"], c["seed"]) for c in cycles] == [(2, 0), (1, 1), (3, 2)] and shared is None
     text = cards.card(shipped, ckpt, {}, {})
     assert "3 cycles, 6 iterations x batch 4" in text
@@ -48,7 +48,7 @@ def test_three_cycles_are_listed_first_to_last_with_their_budgets(tmp_path, coco
 def test_a_frozen_rg_from_another_model_ends_the_walk_and_is_named(tmp_path, coco, cards):  # noqa: F811
     tdrnet = cycle(tmp_path / "tdr", coco, "tdrnet_lite", 1, seed=0)
     trnet = cycle(tmp_path / "tr", coco, "trnet_lite", 1, seed=0, init=InitConfig(str(tdrnet), ["rg"], freeze=True))
-    cycles, shared = cards.training_cycles(read_checkpoint(trnet))
+    cycles, shared = cards.training_cycles(trnet, read_checkpoint(trnet))
     assert len(cycles) == 1 and shared == f"rg from `{tdrnet}` (tdrnet_lite), frozen"
 
 
@@ -58,6 +58,30 @@ def test_an_earlier_cycle_no_longer_on_disk_is_said_not_guessed(tmp_path, coco, 
     second = cycle(tmp_path / "c2", coco, "ssd4s_lite", 1, seed=1, init=InitConfig(str(first), modules, freeze=False))
     first.unlink()
     ckpt = read_checkpoint(second)
-    cycles, _ = cards.training_cycles(ckpt)
-    assert cycles[0] == {"missing": str(first)} and len(cycles) == 2
+    cycles, _ = cards.training_cycles(second, ckpt)
+    assert cycles[0] == {"missing": str(first), "why": "file not on this machine"} and len(cycles) == 2
     assert "file not on this machine" in cards.card(second, ckpt, {}, {})
+
+
+def test_a_start_point_overwritten_by_its_own_result_is_not_walked_in_a_circle(tmp_path, coco, cards):  # noqa: F811
+    """Cycle 2 started from a file that now holds cycle 2 itself (a models/ path reused): say so and stop."""
+    modules = ["backbone", "loc_head", "conf_head"]
+    shipped = tmp_path / "ssd4s_lite.pt"
+    shutil.copy(cycle(tmp_path / "c1", coco, "ssd4s_lite", 1, seed=0), shipped)
+    second = cycle(tmp_path / "c2", coco, "ssd4s_lite", 1, seed=1, init=InitConfig(str(shipped), modules, freeze=False))
+    shutil.copy(second, shipped)
+    cycles, _ = cards.training_cycles(shipped, read_checkpoint(shipped))
+    assert cycles[0]["why"].startswith("already listed") and len(cycles) == 2
+
+
+def test_relative_start_points_are_read_from_the_repository_root(tmp_path, coco, cards, monkeypatch):  # noqa: F811
+    modules = ["backbone", "loc_head", "conf_head"]
+    monkeypatch.setattr(cards, "REPO", tmp_path)
+    first = cycle(tmp_path / "c1", coco, "ssd4s_lite", 1, seed=0)
+    relative = first.relative_to(tmp_path)
+    second = cycle(tmp_path / "c2", coco, "ssd4s_lite", 1, seed=1, init=InitConfig(str(first), modules, freeze=False))
+    ckpt = read_checkpoint(second)
+    ckpt.provenance["recipe"]["init"]["checkpoint"] = str(relative)  # as a recipe under config/train writes it
+    monkeypatch.chdir(tmp_path.parent)  # not where the relative path starts
+    cycles, _ = cards.training_cycles(second, ckpt)
+    assert [c.get("seed") for c in cycles] == [0, 1]

@@ -2,7 +2,8 @@
 tracking, augmentation crops, grasp-target locking, propagation-motion statistics.
 
 One implementation so that every consumer agrees on the edge cases: a degenerate box (zero or negative width
-or height) has zero area, and two boxes whose union is empty overlap 0, never NaN. The torch twin used by
+or height) overlaps nothing, two boxes whose union is empty overlap 0 (never NaN), and a wrongly shaped
+array is an error rather than boxes read from the wrong numbers. The torch twin used by
 matching and NMS is ``ops.box_coding.box_iou``; ``test_box_overlap`` holds the two to the same answers."""
 from __future__ import annotations
 
@@ -14,7 +15,15 @@ def _area(boxes: np.ndarray) -> np.ndarray:
 
 
 def _as_boxes(boxes: object) -> np.ndarray:
-    return np.asarray(boxes, np.float64).reshape(-1, 4)
+    """One box ``(4,)`` or ``(N, 4)`` boxes as ``(N, 4)`` float64; any other shape is a caller's bug, not boxes."""
+    array = np.asarray(boxes, np.float64)
+    if array.shape == (4,):
+        return array[None]
+    if array.size == 0:
+        return array.reshape(0, 4)
+    if array.ndim != 2 or array.shape[1] != 4:
+        raise ValueError(f"boxes must be (x1, y1, x2, y2) or an (N, 4) array, got shape {array.shape}")
+    return array
 
 
 def iou_matrix(a: object, b: object) -> np.ndarray:

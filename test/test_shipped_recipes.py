@@ -1,0 +1,48 @@
+"""The shipped models' recipes (config/train) form the chains scripts/train_shipped_models.sh trains: three
+cycles per model, each starting from the one before, every module carried over, nothing read from models/
+(which the chain's result overwrites), and TRNet's RG taken from TDRNet's last cycle and kept frozen."""
+from pathlib import Path
+
+import pytest
+
+from underwater_detection.engine.train_config import load_train_config
+from underwater_detection.models.registry import build_model
+from underwater_detection.models.spec import load_model_spec
+
+RECIPES = Path(__file__).resolve().parents[1] / "config" / "train"
+SHIPPED = ("tdrnet_lite", "trnet_lite", "ssd4s_lite", "refinedet_lite", "drnet_lite")
+
+
+def chain(name: str):
+    return [load_train_config(RECIPES / f"{name}_synth{suffix}.yaml") for suffix in ("", "_cycle2", "_cycle3")]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_each_cycle_continues_the_previous_one_with_every_module(name):
+    first, *later = chain(name)
+    children = sorted(n for n, _ in build_model(load_model_spec(name), 4).named_children())
+    assert all(c.model == name for c in (first, *later))
+    assert len({c.seed for c in (first, *later)}) == 3  # each cycle draws its own image order
+    assert all(c.solver.iterations == 2000 and c.solver.batch_size == 16 for c in (first, *later))
+    for previous, cycle in zip((first, *later), later):
+        assert cycle.init is not None
+        assert Path(cycle.init.checkpoint) == Path(previous.output_dir) / "model.pt"
+        assert sorted(cycle.init.modules) == children
+        assert [m for m in children if cycle.init.frozen(m)] == (["rg"] if name == "trnet_lite" else [])
+    for cycle in (first, *later):
+        assert not (cycle.init and Path(cycle.init.checkpoint).parts[0] == "models"), cycle.name
+        assert Path(cycle.output_dir).parts[0] == "runs"
+
+
+def test_trnet_starts_from_tdrnets_last_cycle_with_its_rg_frozen():
+    trnet = chain("trnet_lite")[0]
+    assert Path(trnet.init.checkpoint) == Path(chain("tdrnet_lite")[-1].output_dir) / "model.pt"
+    assert trnet.init.modules == ["rg"] and trnet.init.frozen("rg")
+
+
+def test_every_model_gets_the_same_schedule():
+    def schedule(c):
+        s = c.solver
+        return (s.lr, s.warmup_iterations, tuple(s.steps), s.momentum, s.weight_decay, c.data.augment, tuple(c.data.train))
+    for position in range(3):
+        assert len({schedule(chain(name)[position]) for name in SHIPPED}) == 1, f"cycle {position + 1}"
