@@ -119,12 +119,13 @@ def _expected(det: TemporalDetector, outputs: HeadOutputs, e: float, image: np.n
 
 def _per_frame(det: TemporalDetector, image: np.ndarray, e: float):
     with torch.inference_mode():
-        return _expected(det, det.model(_x(det, image)), e, image)
+        outputs = det.model(_x(det, image), soft_coefficient=e) if det.is_temporal else det.model(_x(det, image))
+        return _expected(det, outputs, e, image)
 
 
 def _with_refs(det: TemporalDetector, image: np.ndarray, key_image: np.ndarray, e: float):
     with torch.inference_mode():
-        refs = det.model.reference(_x(det, key_image))
+        refs = det.model.reference(_x(det, key_image), e)
         return _expected(det, det.model.detect(_x(det, image), refs), e, image)
 
 
@@ -224,6 +225,42 @@ def test_refine_anchors_e0_gives_original_anchors_e1_refined(name):
             refine_anchors(ar, priors, spec.variances, bad)
 
 
+def test_tdrnet_feature_offsets_follow_the_soft_anchor_offsets():
+    """Δp = W_fr * (e * ar): at e = 0 the sampling grid gets only W_fr's bias (as for an unmoved anchor), in
+    between it scales with e, and arm_loc itself stays unscaled (decoding applies e)."""
+    model, _ = _model("tdrnet_lite")
+    x = torch.from_numpy(_images(1, shape=(3, *INPUT), seed=3)[0].astype(np.float32) / 64.0 - 2.0)[None]
+    with torch.inference_mode():
+        refs = {e: model.reference(x, e) for e in (0.0, 0.5, 1.0)}
+        maps, _ = model.rg.arm(list(model.rg.backbone(x)))
+    assert torch.equal(refs[0.5].arm_loc, refs[1.0].arm_loc)
+    largest_shift = 0.0
+    for path, convs in enumerate(model.rg.feature_offsets.paths):
+        for level, conv in enumerate(convs):
+            bias = conv.bias[None, :, None, None].expand_as(refs[0.0].offsets[path][level])
+            torch.testing.assert_close(refs[0.0].offsets[path][level], bias)
+            # linear in e around the bias: half the coefficient, half the shift
+            torch.testing.assert_close(refs[0.5].offsets[path][level] - bias,
+                                       0.5 * (refs[1.0].offsets[path][level] - bias), atol=1e-5, rtol=1e-5)
+            largest_shift = max(largest_shift, float((refs[1.0].offsets[path][level] - bias).abs().max()))
+    assert largest_shift > 0.1  # the anchor offsets really move the sampling grid
+    with pytest.raises(ValueError, match=r"\be\b"):
+        model.reference(x, 1.5)
+
+
+@pytest.mark.parametrize("name", TEMPORAL)
+def test_the_detector_computes_key_frame_references_at_its_e(name):
+    det = _detector(name, key_interval=4, soft_coefficient=0.5)
+    a, b = _images(2, seed=5)
+    da, db = det.detect(a, 0.0), det.detect(b, 0.1)
+    _assert_same(da, _per_frame(det, a, 0.5))
+    _assert_same(db, _with_refs(det, b, key_image=a, e=0.5))
+    if name == "tdrnet_lite":  # TDRNet's features moved with e; TRNet has no feature offsets
+        with torch.inference_mode():
+            full = det.model.detect(_x(det, b), det.model.reference(_x(det, a), 1.0))
+        assert _differs(db, _expected(det, full, 0.5, b))
+
+
 @pytest.mark.parametrize("name", TEMPORAL)
 def test_e0_decodes_rd_against_the_original_priors_end_to_end(name):
     det0 = _detector(name, key_interval=1, soft_coefficient=0.0)
@@ -231,7 +268,8 @@ def test_e0_decodes_rd_against_the_original_priors_end_to_end(name):
     image = _images(1, shape=(96, 160, 3), seed=4)[0]
     d0, d1 = det0.detect(image, 0.0), det1.detect(image, 0.0)
     with torch.inference_mode():
-        out = det0.model(_x(det0, image))
+        out = det0.model(_x(det0, image), soft_coefficient=0.0)
+        out1 = det1.model(_x(det1, image))
     # e = 0 in the detector == the same outputs with the RG's offsets zeroed (decoded at e = 1) ...
     zeroed = HeadOutputs(out.loc, out.conf, torch.zeros_like(out.arm_loc), out.arm_conf)
     _assert_same(d0, _expected(det0, zeroed, 1.0, image), atol=1e-6)
@@ -246,7 +284,7 @@ def test_e0_decodes_rd_against_the_original_priors_end_to_end(name):
         match = (np.abs(boxes - box).max(axis=1) < 1e-3) & (np.abs(scores[:, label] - score) < 1e-6)
         assert match.any(), (box, score, label)
     # e = 1 is the two-step decoding against the refined anchors, and that is a different answer
-    _assert_same(d1, _expected(det1, out, 1.0, image), atol=1e-6)
+    _assert_same(d1, _expected(det1, out1, 1.0, image), atol=1e-6)
     assert _differs(d1, _expected(det0, zeroed, 1.0, image))
 
 
@@ -701,11 +739,11 @@ def test_a_failed_key_frame_forward_does_not_poison_the_period():
     original = model.reference
     calls = {"n": 0}
 
-    def failing_once(x):
+    def failing_once(x, soft_coefficient=1.0):
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("CUDA out of memory (simulated)")
-        return original(x)
+        return original(x, soft_coefficient)
 
     model.reference = failing_once
     try:

@@ -236,3 +236,33 @@ def test_two_stage_runs_the_schedule_once_per_stage(tmp_path, coco):
     # each stage: 4 iterations, warm-up 2 (scaled), step at 3 (scaled) -> identical schedules
     assert lrs[:4] == pytest.approx(lrs[4:])
     assert lrs[0] == pytest.approx(0.001) and lrs[3] == pytest.approx(0.001)
+
+
+def test_training_at_e_computes_tdrnets_feature_offsets_from_the_soft_anchor_offsets():
+    """A TDRNet trained at e < 1 sees the same forward as at test time: Δp from e * ar, not from ar."""
+    import copy
+
+    from underwater_detection.engine.training import detection_step
+    from underwater_detection.models.registry import build_model, priors_for
+    from underwater_detection.models.spec import load_model_spec
+    from underwater_detection.ops.losses import MultiBoxLoss, Targets
+
+    spec = load_model_spec("tdrnet_lite").with_input_size(128, 128)
+    torch.manual_seed(0)
+    model = build_model(spec, 4)
+    with torch.no_grad():  # zero-initialised offsets would hide e; give them weight as training would
+        for p in model.rg.feature_offsets.parameters():
+            p.normal_(0.0, 0.5)
+    images = torch.randn(2, 3, 128, 128)
+    targets = [Targets(torch.tensor([[0.2, 0.2, 0.6, 0.7]]), torch.tensor([1]))] * 2
+    priors, criterion = priors_for(spec), MultiBoxLoss()
+
+    def loss_of(e_features: float) -> float:
+        twin = copy.deepcopy(model).train()
+        with torch.no_grad():
+            return float(criterion(twin(images, soft_coefficient=e_features), priors, targets, soft_coefficient=0.5)["loss"])
+
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    terms = detection_step(model, criterion, priors, images, targets, opt, soft_coefficient=0.5)
+    assert terms["loss"] == pytest.approx(loss_of(0.5), rel=1e-5)
+    assert terms["loss"] != pytest.approx(loss_of(1.0), rel=1e-3)

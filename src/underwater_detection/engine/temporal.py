@@ -219,7 +219,7 @@ class TemporalDetector:
                 key_idx = [i for i, is_key in enumerate(key_flags) if is_key]
                 if key_idx:
                     tr = time.perf_counter()
-                    refs = self.model.reference(batch[key_idx])
+                    refs = self.model.reference(batch[key_idx], self._soft_coefficient)
                     self._sync()
                     t_ref = time.perf_counter() - tr
                     for j, i in enumerate(key_idx):

@@ -401,13 +401,13 @@ class Trainer:
         return terms
 
     def _amp_step(self, images: torch.Tensor, targets: list, objective: str) -> dict[str, float]:
-        from .training import _train_mode, objective_loss
+        from .training import _train_mode, forward_at, objective_loss
 
         assert self.scaler is not None
         _train_mode(self.net)
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device_type="cuda", dtype=torch.float16):
-            outputs = self.net(images)
+            outputs = forward_at(self.net, images, self.soft_coefficient)
         terms = self.criterion(outputs, self.priors, targets, soft_coefficient=self.soft_coefficient)
         loss = objective_loss(terms, objective)
         terms["objective_loss"] = loss

@@ -48,6 +48,14 @@ def freeze(module: nn.Module) -> nn.Module:
     return module
 
 
+def forward_at(model: nn.Module, images: torch.Tensor, soft_coefficient: float = 1.0):
+    """The training forward at soft coefficient e. Only TRNet/TDRNet take e (TDRNet's feature offsets are
+    computed from ``e * ar``); per-frame detectors have none and always train at e = 1."""
+    if soft_coefficient == 1.0:
+        return model(images)
+    return model(images, soft_coefficient=soft_coefficient)
+
+
 def _train_mode(model: nn.Module) -> None:
     model.train()
     for m in model.modules():
@@ -74,7 +82,7 @@ def detection_step(
         raise ValueError(f"unknown training objective {objective!r}; known: {', '.join(OBJECTIVES)}")
     _train_mode(model)
     optimizer.zero_grad(set_to_none=True)
-    terms = criterion(model(images), priors, targets, soft_coefficient=soft_coefficient)
+    terms = criterion(forward_at(model, images, soft_coefficient), priors, targets, soft_coefficient=soft_coefficient)
     loss = objective_loss(terms, objective)
     terms["objective_loss"] = loss
     if not math.isfinite(loss.item()):
