@@ -17,10 +17,14 @@ SHIP=${SHIP:-1}
 MODELS=("$@")
 [ ${#MODELS[@]} -gt 0 ] || MODELS=(tdrnet_lite trnet_lite ssd4s_lite refinedet_lite drnet_lite)
 mkdir -p runs/logs models
+init_checkpoint() {  # the recipe's init.checkpoint (empty without one), read by the trainer's own config loader
+  "$VENV/bin/python" -c 'import sys; from underwater_detection.engine.train_config import load_train_config
+c = load_train_config(sys.argv[1]); print(c.init.checkpoint if c.init else "")' "$1"
+}
 for name in "${MODELS[@]}"; do
   for recipe in "${name}_synth" "${name}_synth_cycle2" "${name}_synth_cycle3"; do
     run="runs/$recipe"
-    start=$(sed -n 's/^  checkpoint: *\([^ #]*\).*/\1/p' "config/train/$recipe.yaml")  # init.checkpoint, if any
+    start=$(init_checkpoint "config/train/$recipe.yaml")
     if [ -f "$run/model.pt" ]; then
       if [ -z "$start" ] || [ "$run/model.pt" -nt "$start" ]; then
         echo "== $recipe: done ($run/model.pt exists)"

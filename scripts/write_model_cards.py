@@ -14,6 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
+from underwater_detection.engine.train_config import InitConfig
 from underwater_detection.models.checkpoint import Checkpoint, load_model, read_checkpoint, save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,9 +58,9 @@ def training_cycles(path: Path, ckpt: Checkpoint) -> tuple[list[dict], str | Non
         seen.add(earlier_path.resolve())
         earlier = read_checkpoint(earlier_path)
         if earlier.spec.name != ckpt.spec.name:
-            freeze = init.get("freeze", True)
-            frozen = freeze if isinstance(freeze, bool) else bool(set(freeze) & set(init["modules"]))
-            shared_from = (f"{', '.join(init['modules'])} from `{source}` ({earlier.spec.name})"
+            recipe_init = InitConfig(**init)
+            frozen = any(recipe_init.frozen(m) for m in recipe_init.modules)
+            shared_from = (f"{', '.join(recipe_init.modules)} from `{source}` ({earlier.spec.name})"
                            + (", frozen" if frozen else ""))
             return cycles, shared_from
         cycles.insert(0, earlier.provenance)

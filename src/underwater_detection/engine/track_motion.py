@@ -70,7 +70,7 @@ def track_motion(dataset: Any, gaps: Iterable[int]) -> list[GapMotion]:
         if not first:
             out.append(GapMotion(gap, 0, None, None))
             continue
-        ious = paired_iou(np.asarray(first, np.float64), np.asarray(later, np.float64))
+        ious = paired_iou(first, later)
         out.append(GapMotion(gap, len(ious), float(np.median(ious)), float(np.mean(ious < 0.5))))
     return out
 
