@@ -1,12 +1,14 @@
 """Detector + grasp-target nodes.
 
     ros2 launch underwater_detection underwater_detection.launch.py model:=/path/tdrnet_lite.pt \
-        image_topic:=/rov/camera/image_raw compressed:=false k:=4 e:=1.0 namespace:=rov use_sim_time:=false
+        image_topic:=/rov/camera/image_raw camera_info_topic:=/rov/camera/camera_info compressed:=false k:=4 \
+        e:=1.0 namespace:=rov use_sim_time:=false
 
 Arguments (the same names and defaults as ``uwdet run``, which starts the same nodes where ``launch`` is not
-installed, e.g. a pip-only ROS): model, image_topic, compressed, k, e, namespace, use_sim_time, params_file
-(detector parameters, default share/underwater_detection/config/detector.yaml) and grasp_params_file (default
-config/grasp_target.yaml). Launch arguments override the parameter files' values.
+installed, e.g. a pip-only ROS): model, image_topic, camera_info_topic (the grasp-target node's CameraInfo),
+compressed, k, e, namespace, use_sim_time, params_file (detector parameters, default
+share/underwater_detection/config/detector.yaml) and grasp_params_file (default
+share/underwater_detection/config/grasp_target.yaml). Launch arguments override the parameter files' values.
 
 The detector is a lifecycle node that configures and activates itself (``autostart: true`` in detector.yaml);
 set autostart to false there to drive its transitions from a lifecycle manager instead.
@@ -28,6 +30,8 @@ def generate_launch_description() -> LaunchDescription:
                               description="checkpoint file for the detector"),
         DeclareLaunchArgument("image_topic", default_value="/camera/image_raw",
                               description="camera topic (with compressed:=true, <image_topic>/compressed)"),
+        DeclareLaunchArgument("camera_info_topic", default_value="/camera/camera_info",
+                              description="the camera's sensor_msgs/CameraInfo (grasp-target bearing)"),
         DeclareLaunchArgument("compressed", default_value="false",
                               description="subscribe to sensor_msgs/CompressedImage instead of sensor_msgs/Image"),
         DeclareLaunchArgument("k", default_value="4", description="key-frame interval"),
@@ -70,6 +74,9 @@ def generate_launch_description() -> LaunchDescription:
         namespace=LaunchConfiguration("namespace"),
         output="screen",
         emulate_tty=True,
-        parameters=[LaunchConfiguration("grasp_params_file"), {"use_sim_time": use_sim_time}],
+        parameters=[
+            LaunchConfiguration("grasp_params_file"),
+            {"camera_info_topic": LaunchConfiguration("camera_info_topic"), "use_sim_time": use_sim_time},
+        ],
     )
     return LaunchDescription([*arguments, detector, grasp])

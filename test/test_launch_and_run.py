@@ -68,14 +68,15 @@ def test_setup_py_installs_launch_config_and_both_node_executables(monkeypatch):
 
 
 def test_run_builds_the_node_command_lines_from_the_launch_arguments():
-    cmds = node_commands(RunOptions(model="m.pt", image_topic="/cam", compressed=True, k=2, e=0.5, namespace="rov",
-                                    use_sim_time=True))
+    cmds = node_commands(RunOptions(model="m.pt", image_topic="/cam", camera_info_topic="/cam_info", compressed=True,
+                                    k=2, e=0.5, namespace="rov", use_sim_time=True))
     det, grasp = cmds["detector_node"], cmds["grasp_target_node"]
     assert det[det.index("--params-file") + 1] == str(REPO / "config" / "detector.yaml")
     assert grasp[grasp.index("--params-file") + 1] == str(REPO / "config" / "grasp_target.yaml")
     for item in ("model_path:=m.pt", "image_topic:=/cam", "image_transport:=compressed", "key_interval:=2",
                  "soft_coefficient:=0.5", "use_sim_time:=true"):
         assert item in det
+    assert "camera_info_topic:=/cam_info" in grasp and "camera_info_topic:=/cam_info" not in det
     assert "use_sim_time:=true" in grasp and "__ns:=/rov" in det and "__ns:=/rov" in grasp
     with pytest.raises(ValueError, match="e must be in"):
         node_commands(RunOptions(e=1.5))

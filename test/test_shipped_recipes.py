@@ -46,3 +46,30 @@ def test_every_model_gets_the_same_schedule():
         return (s.lr, s.warmup_iterations, tuple(s.steps), s.momentum, s.weight_decay, c.data.augment, tuple(c.data.train))
     for position in range(3):
         assert len({schedule(chain(name)[position]) for name in SHIPPED}) == 1, f"cycle {position + 1}"
+
+
+PROBES = RECIPES.parent / "probes"
+
+
+@pytest.mark.parametrize(
+    "probe, baseline, model_changes",
+    [
+        ("refinedet_lite_nonaf_synth", "refinedet_lite_synth", {("head", "naf_threshold"): None}),
+        ("tdrnet_lite_synth_cycle3_e05", "tdrnet_lite_synth_cycle3", {("temporal", "soft_coefficient"): 0.5}),
+    ],
+)
+def test_a_probe_differs_from_its_shipped_baseline_only_where_it_says(probe, baseline, model_changes):
+    """A probe's figure is quoted against its baseline's, so everything else (data, schedule, seed, start point,
+    the rest of the model) must be the baseline's."""
+    got, base = load_train_config(PROBES / f"{probe}.yaml"), load_train_config(RECIPES / f"{baseline}.yaml")
+    assert Path(got.output_dir) == Path("runs") / probe and got.name == probe
+    strip = ("name", "model", "output_dir", "description")
+    assert {k: v for k, v in got.to_dict().items() if k not in strip} == {
+        k: v for k, v in base.to_dict().items() if k not in strip}
+    probe_spec = load_model_spec(got.model).to_dict()
+    expected = load_model_spec(base.model).to_dict()
+    for (section, key), value in model_changes.items():
+        assert probe_spec[section][key] == value and expected[section][key] != value
+        expected[section][key] = value
+    assert {k: v for k, v in probe_spec.items() if k not in ("name", "description")} == {
+        k: v for k, v in expected.items() if k not in ("name", "description")}

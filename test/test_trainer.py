@@ -120,6 +120,20 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path, coco):
         assert torch.allclose(a.float(), b.float(), atol=1e-5), name
 
 
+def test_a_fresh_run_refuses_to_replace_an_existing_run(tmp_path, coco):
+    """A copied recipe that still names the original's output_dir must not overwrite the original's model."""
+    first = train(recipe(tmp_path, coco, iterations=1), device="cpu", show_progress=False)
+    before = first.read_bytes()
+    with pytest.raises(FileExistsError, match="already holds a training run.*--resume.*--overwrite"):
+        train(recipe(tmp_path, coco, iterations=2), device="cpu", show_progress=False)
+    assert first.read_bytes() == before
+    again = train(recipe(tmp_path, coco, iterations=2), device="cpu", show_progress=False, overwrite=True)
+    _, ckpt = load_model(again)
+    assert ckpt.provenance["iterations"] == 2
+    rows = list(csv.DictReader(open(tmp_path / "run" / "log.csv")))
+    assert [int(r["iteration"]) for r in rows] == [1, 2]  # the old run's log does not linger either
+
+
 def test_resume_without_state_is_a_clear_error(tmp_path, coco):
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
         train(recipe(tmp_path, coco), device="cpu", resume=True, show_progress=False)

@@ -128,8 +128,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             configure_cpu_runtime(args.threads, tune_allocator=False)
         from .engine.trainer import train
 
-        path = train(cfg, device=args.device, resume=args.resume, show_progress=not args.no_progress)
-    except (ValueError, FileNotFoundError) as exc:
+        path = train(cfg, device=args.device, resume=args.resume, show_progress=not args.no_progress,
+                     overwrite=args.overwrite)
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
         raise UserError(str(exc)) from exc
     if path is not None:
         print(f"wrote {path}")
@@ -276,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a detector from a recipe in config/train (resumable)")
     p.add_argument("--config", required=True, help="training recipe YAML (config/train/NAME.yaml)")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/train_state.pt")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh even if OUTPUT_DIR already holds a run (its model.pt and train_state.pt go)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--iterations", type=positive_int, default=None, help="override solver.iterations")
     p.add_argument("--output-dir", default=None, help="override output_dir")

@@ -172,6 +172,7 @@ class Trainer:
         resume: bool = False,
         show_progress: bool = True,
         command: Sequence[str] | None = None,
+        overwrite: bool = False,
     ) -> None:
         # imported here: the dataset layer is only needed for training, not for building a Trainer's config
         from ..data.augment import TrainTransform, collate
@@ -183,6 +184,7 @@ class Trainer:
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
         self.out_dir = Path(config.output_dir)
+        self._claim_output_dir(resume, overwrite)
         self.show_progress = show_progress and self.dist.is_main
         self.command = list(command) if command is not None else list(sys.argv)
 
@@ -246,6 +248,24 @@ class Trainer:
             self._load_state()
 
     # ------------------------------------------------------------------ state
+    def _claim_output_dir(self, resume: bool, overwrite: bool) -> None:
+        """A fresh run never silently replaces another run's results: a copied recipe that still names the
+        original's output_dir would otherwise overwrite a model.pt that a later recipe starts from."""
+        if resume:
+            return
+        existing = [name for name in (MODEL_FILE, STATE_FILE) if (self.out_dir / name).exists()]
+        if not existing:
+            return
+        if not overwrite:
+            raise FileExistsError(
+                f"{self.out_dir} already holds a training run ({', '.join(existing)}): pass --resume to continue "
+                f"it, set another output_dir (and name) in the recipe or with --output-dir, or pass --overwrite "
+                f"to start again and replace it"
+            )
+        if self.dist.is_main:  # stale files must not outlive the run that replaces them (a later --resume)
+            for name in existing:
+                (self.out_dir / name).unlink()
+
     def _state_path(self) -> Path:
         return self.out_dir / STATE_FILE
 

@@ -40,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="start the detector + grasp-target nodes (what the launch file starts)")
     p.add_argument("--model", default=d["model"], help=h["model"])
     p.add_argument("--image-topic", default=d["image_topic"], help=h["image_topic"])
+    p.add_argument("--camera-info-topic", default=d["camera_info_topic"], help=h["camera_info_topic"])
     p.add_argument("--compressed", default=d["compressed"], help=h["compressed"] + " (true/false)")
     p.add_argument("-k", type=positive_int, default=int(d["k"]), help=h["k"])
     p.add_argument("-e", type=float, default=float(d["e"]), help=h["e"])

@@ -2,8 +2,8 @@
 
 ``launch``/``launch_ros`` are not on PyPI, so ``ros2 launch underwater_detection underwater_detection.launch.py``
 only works on a machine with ROS from apt. ``uwdet run`` starts the same two nodes with the same parameter
-files and the same arguments (model, image_topic, compressed, k, e, namespace, use_sim_time, params_file,
-grasp_params_file), so both ways give the same system; ``test_launch_and_run`` keeps their argument lists equal.
+files and the same arguments (model, image_topic, camera_info_topic, compressed, k, e, namespace, use_sim_time,
+params_file, grasp_params_file), so both ways give the same system; ``test_launch_and_run`` keeps their argument lists equal.
 
 This module imports no rclpy (the children do): it builds command lines and supervises processes.
 Ctrl-C (SIGINT) or SIGTERM is forwarded to both nodes as SIGINT (clean lifecycle shutdown), with SIGKILL
@@ -32,6 +32,7 @@ STOP_TIMEOUT_S = 10.0
 LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
     "model": ("models/tdrnet_lite.pt", "checkpoint file for the detector"),
     "image_topic": ("/camera/image_raw", "camera topic (with compressed:=true, <image_topic>/compressed)"),
+    "camera_info_topic": ("/camera/camera_info", "the camera's sensor_msgs/CameraInfo (grasp-target bearing)"),
     "compressed": ("false", "subscribe to sensor_msgs/CompressedImage instead of sensor_msgs/Image"),
     "k": ("4", "key-frame interval"),
     "e": ("1.0", "soft refinement coefficient"),
@@ -78,6 +79,7 @@ def parse_bool(text: str | bool) -> bool:
 class RunOptions:
     model: str = LAUNCH_ARGUMENTS["model"][0]
     image_topic: str = LAUNCH_ARGUMENTS["image_topic"][0]
+    camera_info_topic: str = LAUNCH_ARGUMENTS["camera_info_topic"][0]
     compressed: bool = False
     k: int = 4
     e: float = 1.0
@@ -114,7 +116,8 @@ def node_commands(opts: RunOptions, python: str = sys.executable) -> dict[str, l
     if opts.grasp:
         commands[GRASP_NAME] = [python, "-m", GRASP_MODULE,
                                 *_ros_args(GRASP_NAME, find_config(opts.grasp_params_file), opts.namespace,
-                                           [sim, *opts.grasp_overrides])]
+                                           [sim, f"camera_info_topic:={opts.camera_info_topic}",
+                                            *opts.grasp_overrides])]
     return commands
 
 
@@ -168,7 +171,8 @@ class NodeGroup:
 
 def run_main(args: argparse.Namespace) -> int:
     """``uwdet run``: start the nodes, wait until one exits or we are interrupted, stop both."""
-    opts = RunOptions(model=args.model, image_topic=args.image_topic, compressed=parse_bool(args.compressed),
+    opts = RunOptions(model=args.model, image_topic=args.image_topic, camera_info_topic=args.camera_info_topic,
+                      compressed=parse_bool(args.compressed),
                       k=args.k, e=args.e, namespace=args.namespace, use_sim_time=parse_bool(args.use_sim_time),
                       params_file=args.params_file, grasp_params_file=args.grasp_params_file, grasp=not args.no_grasp)
     commands = node_commands(opts)
