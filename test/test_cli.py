@@ -155,3 +155,16 @@ def test_inspect_checkpoint_with_tensor_metric(tmp_path):
     proc = uwdet("inspect", str(path))
     assert "Traceback" not in proc.stderr, proc.stderr
     assert proc.returncode in (0, 2)
+
+
+def test_train_into_a_folder_holding_a_run_is_a_one_line_error_and_keeps_the_run(tmp_path):
+    import yaml
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.pt").write_bytes(b"an earlier run's model")
+    recipe = tmp_path / "mine.yaml"
+    recipe.write_text(yaml.safe_dump({"name": "mine", "model": "ssd4s_lite", "output_dir": str(run),
+                                      "data": {"train": [str(tmp_path / "data")], "class_names": CLASSES}}))
+    assert_one_line_error(uwdet("train", "--config", str(recipe)), str(run), "model.pt", "--resume", "--overwrite")
+    assert (run / "model.pt").read_bytes() == b"an earlier run's model"
