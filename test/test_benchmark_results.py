@@ -78,6 +78,8 @@ def test_results_command_end_to_end(tmp_path):
         if ann["image_id"] in video_images:
             ann["track_id"] = seen.get(ann["image_id"], 0)
             seen[ann["image_id"]] = ann["track_id"] + 1
+    (video,) = {im["video_id"] for im in coco["images"] if im.get("video_id") is not None}
+    coco["videos"] = [{"id": video, "preset": "turbid"}]  # the stills have no condition
     data.write_text(json.dumps(coco))
     models = tmp_path / "models"
     models.mkdir()
@@ -104,6 +106,11 @@ def test_results_command_end_to_end(tmp_path):
     assert "3 frames later: median IoU" in proc.stdout and payload["frame_step"] == 1
     assert "| trnet_lite | 4 | 0.5 |" in proc.stdout and "not measured" in proc.stdout
     assert (out / "sweep_trnet.png").read_bytes()[:4] == b"\x89PNG"
+    # the water-condition breakdown: only the video's frames, so it differs from the all-frames mAP in general
+    assert payload["condition_videos"] == {"turbid": 1}
+    assert all(set(r["map50_by_condition"]) == {"turbid"} for r in payload["rows"])
+    assert "| model | k | e | turbid (1 video) |" in proc.stdout
+    assert "per water condition" in (out / "results.md").read_text()
 
     # model cards: generated from the checkpoints' provenance + these results, metrics written into the files
     cards = subprocess.run([sys.executable, str(SRC.parent / "scripts" / "write_model_cards.py"), "--models-dir",

@@ -103,6 +103,20 @@ def test_coco_sequences_in_frame_order_and_stills_alone(tmp_path):
     assert seqs == {7: [1, 0], (None, 12): [2], (None, 13): [3]}
 
 
+def test_coco_video_conditions_from_the_video_records(tmp_path):
+    """The synthetic writer's ``preset`` (or another tool's ``condition``) per video, keyed like sequences();
+    videos without one, with a non-string one, or without frames in this file are left out."""
+    data = _coco_dict()
+    for im, video in zip(data["images"], (7, 8, 9)):
+        im["video_id"], im["frame_id"] = video, 0
+    data["videos"] = [{"id": 7, "preset": "turbid"}, {"id": 8, "condition": "dark"}, {"id": 9, "preset": 3},
+                      {"id": 99, "preset": "clear"}, "not a record"]
+    ds = CocoDataset(_write_coco(tmp_path, data, images=False))
+    assert ds.video_conditions() == {7: "turbid", 8: "dark"}
+    assert set(ds.video_conditions()) <= set(ds.sequences())
+    assert CocoDataset(_write_coco(tmp_path / "plain", images=False)).video_conditions() == {}
+
+
 def test_coco_frame_index_alias_and_string_video(tmp_path):
     data = _coco_dict()
     for im in data["images"][:2]:
@@ -372,6 +386,7 @@ def test_concat_datasets(tmp_path):
     np.testing.assert_array_equal(both.annotations(5).labels, voc.annotations(1).labels)
     seqs = both.sequences()
     assert seqs[(0, 7)] == [1, 0] and seqs[(1, (None, 0))] == [4] and seqs[(1, (None, 1))] == [5]
+    assert both.video_conditions() == {} and voc.video_conditions() == {}
     with pytest.raises(IndexError):
         both[6]
     other = VocDataset(tmp_path / "voc", split=None)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from test_trainer import recipe, write_coco
-from underwater_detection.engine.evaluation import coco_metrics
+from underwater_detection.engine.evaluation import coco_metrics, map50_by_condition
 from underwater_detection.engine.trainer import train
 from underwater_detection.engine.voc_eval import GroundTruth, Prediction, evaluate_voc
 
@@ -48,6 +48,23 @@ def test_coco_ignores_difficult_ground_truth():
     voc = evaluate_voc(pred, gt, 1)
     assert voc.mean_ap == pytest.approx(1.0)
     assert coco["AP50"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_map50_by_condition_groups_frames_by_their_videos_condition():
+    hit, gt = _fixture()  # 0.5 + 1/3 on its own
+    box = np.array([[10, 10, 30, 30]], np.float32)
+    perfect = Prediction(box, np.array([0.9], np.float32), np.array([0]))
+    one = GroundTruth(box, np.array([0]))
+    missed = Prediction(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
+    preds, gts = [perfect, missed, hit[0], perfect], [one, one, gt[0], one]
+    videos = ["a", "b", "c", "d"]  # d has no condition: counted in no group
+    got = map50_by_condition(preds, gts, videos, {"a": "clear", "b": "turbid", "c": "clear"}, 1)
+    assert list(got) == ["clear", "turbid"]
+    # clear = frames a + c: detections 0.9 (hit a), 0.9 (hit c), 0.8 (miss), 0.7 (hit c) over 3 objects
+    # P/R: (1, 1/3), (1, 2/3), (2/3, 2/3), (3/4, 1) -> area AP = 2/3 + 1/3 * 3/4
+    assert got["clear"] == pytest.approx(2 / 3 + 0.25, abs=1e-9)
+    assert got["turbid"] == 0.0
+    assert map50_by_condition(preds, gts, videos, {}, 1) == {}
 
 
 @pytest.fixture(scope="module")

@@ -174,6 +174,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
               f"{r.forward_fps:.1f} | {r.end_to_end_ms_median:.1f} |")
     best = results[0]
     print("AP@0.5 per class: " + ", ".join(f"{n} {100 * a:.1f}" for n, a in best.ap50_per_class.items()))
+    if best.map50_by_condition:
+        print("mAP@0.5 per water condition: "
+              + ", ".join(f"{c} {100 * m:.1f}" for c, m in best.map50_by_condition.items()))
     written = [ev.write_json(out / "eval.json", {
         "checkpoint": str(args.checkpoint), "data": str(args.data), "model": name,
         "results": [r.to_dict() for r in results]})]
@@ -226,6 +229,9 @@ def cmd_results(args: argparse.Namespace) -> int:
     print(br.format_table(res))
     print()
     print(br.format_claims(res))
+    if res.condition_videos:
+        print("\nmAP@0.5 per water condition:")
+        print(br.format_conditions(res))
     if res.motion:
         print("\ntarget motion (IoU of a target's box with its own box g frames later):")
         print(format_motion(res.motion, res.data_fps))

@@ -251,6 +251,12 @@ class DetectionDataset(Dataset):
         """The camera frame rate the annotation declares for its videos (one rate for all), else ``None``."""
         return None
 
+    def video_conditions(self) -> dict[Hashable, str]:
+        """``{video key (as in sequences()): water condition}`` for videos whose annotation names one (the
+        synthetic generator's ``preset``: clear, turbid, dark), so evaluation can say how a detector degrades
+        in bad water instead of one average over all dives. Empty when the annotation names none."""
+        return {}
+
     def sequences(self) -> dict[Hashable, list[int]]:
         """``{video key: dataset indices in frame order}``, videos in order of first appearance.
 
@@ -551,9 +557,21 @@ class CocoDataset(DetectionDataset):
         # one number for the whole file, or nothing: a mix of rates has no single stamp spacing to quote
         only = rates.pop() if len(rates) == 1 else None
         self._frame_rate = float(only) if isinstance(only, (int, float)) and not isinstance(only, bool) and only > 0 else None
+        # a video's condition: the synthetic writer's "preset"; other tools' COCO files may say "condition"
+        present = {rec.video_id for rec in self._records}
+        self._video_conditions: dict[Hashable, str] = {}
+        for video in videos if isinstance(videos, list) else []:
+            if not isinstance(video, dict) or video.get("id") not in present:
+                continue
+            condition = video.get("preset", video.get("condition"))
+            if isinstance(condition, str) and condition:
+                self._video_conditions[video["id"]] = condition
 
     def frame_rate(self) -> float | None:
         return self._frame_rate
+
+    def video_conditions(self) -> dict[Hashable, str]:
+        return dict(self._video_conditions)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -809,6 +827,9 @@ class ConcatDetectionDataset(DetectionDataset):
                 out[(d, key)] = [start + i for i in indices]
             start += len(dataset)
         return out
+
+    def video_conditions(self) -> dict[Hashable, str]:
+        return {(d, key): c for d, dataset in enumerate(self.datasets) for key, c in dataset.video_conditions().items()}
 
     def validate(self, check_images: bool = True, decode: bool = True) -> None:
         problems: list[str] = []

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .evaluation import EvalResult, evaluate, plot_sweep, write_json
+from .evaluation import EvalResult, conditions, evaluate, plot_sweep, write_json
 from .temporal import TemporalDetector
 from .track_motion import GapMotion, format_motion
 
@@ -57,6 +57,7 @@ class BenchmarkResults:
     wall_s: float = 0.0
     motion: list[GapMotion] | None = None  # how far targets move within a period (None: data without tracks)
     data_fps: float | None = None          # the camera's frame rate, from the data's video records
+    condition_videos: dict[str, int] = field(default_factory=dict)  # videos per water condition in the data
 
     def find(self, architecture: str, k: int | None = None, e: float | None = None) -> EvalResult | None:
         for row in self.rows:
@@ -90,6 +91,9 @@ class SequenceSubset:
 
     def frame_rate(self) -> float | None:
         return self.dataset.frame_rate()  # a DetectionDataset or another wrapper: both have it
+
+    def video_conditions(self) -> dict[Any, str]:
+        return {k: c for k, c in self.dataset.video_conditions().items() if k in self._sequences}
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._sequences.values())
@@ -128,6 +132,8 @@ def run_benchmark(
     ``max_detections`` caps detections per image (COCO's own evaluation keeps 100; the specs' 200 only doubles
     pycocotools' work on a split with ~12 objects per frame). ``None`` keeps each model's setting."""
     out = BenchmarkResults(data=data_name)
+    for condition in conditions(dataset).values():
+        out.condition_videos[condition] = out.condition_videos.get(condition, 0) + 1
     start = time.perf_counter()
     for path in checkpoints:
         detector = TemporalDetector.from_checkpoint(path, device=device, tracking=False)
@@ -215,6 +221,25 @@ def format_table(res: BenchmarkResults) -> str:
     return "\n".join(lines)
 
 
+def _videos(count: int) -> str:
+    return f"{count} video" if count == 1 else f"{count} videos"
+
+
+def format_conditions(res: BenchmarkResults) -> str:
+    """mAP@0.5 of every row per water condition (empty when the data names no conditions)."""
+    names = sorted(res.condition_videos)
+    if not names:
+        return ""
+    lines = ["| model | k | e | " + " | ".join(f"{n} ({_videos(res.condition_videos[n])})" for n in names) + " |",
+             "|---|---|---|" + "---|" * len(names)]
+    for row in res.rows:
+        r = row.result
+        cells = [_points(r.map50_by_condition[n]) if n in r.map50_by_condition else "-" for n in names]
+        lines.append(f"| {row.model} | {r.key_interval or '-'} | "
+                     f"{r.soft_coefficient if r.soft_coefficient is not None else '-'} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def format_claims(res: BenchmarkResults) -> str:
     mark = {True: "holds", False: "DOES NOT HOLD", None: "not measured"}
     return "\n".join(f"- {c.name}: **{mark[c.holds]}** ({c.detail})" for c in res.claims)
@@ -226,9 +251,13 @@ def write_outputs(res: BenchmarkResults, out_dir: str | Path, meta: dict[str, An
         **meta, "data": res.data, "wall_s": res.wall_s,
         "rows": [row.to_dict() for row in res.rows], "claims": [c.to_dict() for c in res.claims],
         "data_fps": res.data_fps, "motion": [m.to_dict() for m in res.motion] if res.motion else None,
+        "condition_videos": res.condition_videos,
     })]
     md = out_dir / "results.md"
     text = format_table(res) + "\n\n" + format_claims(res) + "\n"
+    if res.condition_videos:
+        text += "\nmAP@0.5 per water condition (the same runs, frames grouped by their video's condition):\n\n"
+        text += format_conditions(res) + "\n"
     if res.motion:
         text += ("\nTarget motion in this split (IoU of a target's box with its own box g frames later; "
                  "a period of k frames propagates the key frame's references over k - 1 frames):\n"

@@ -6,6 +6,8 @@
 * VOC mAP@0.5 (area and 11-point, ``engine.voc_eval``) and COCO AP / AP50 / AP75 / APs / APm / APl through
   pycocotools. Difficult ground truth (under the visibility threshold) is ignored by both: VOC's difficult
   rule, and ``iscrowd=1`` (COCO's ignore regions) for pycocotools.
+* Per water condition (clear / turbid / dark, when the annotation names each video's): VOC mAP@0.5 of the
+  frames of each condition, so a detector that fails in turbid water is not hidden by an average over dives.
 * Speed: forward ms per frame (RG on key frames + RD, or the per-frame model), averaged over all frames, which
   is what the paper's FPS means; end-to-end ms (preprocess + forward + NMS) alongside.
 * ``sweep``: the k x e grid of mAP and forward FPS (paper Fig. 9), plus PR curves, as PNG and JSON.
@@ -42,6 +44,7 @@ class EvalResult:
     key_interval: int | None = None
     soft_coefficient: float | None = None
     forced_resets: int = 0  # resets other than the start of each sequence (gaps, size changes): should be 0
+    map50_by_condition: dict[str, float] = field(default_factory=dict)  # VOC mAP@0.5 per water condition
     voc: VOCResult | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -56,17 +59,17 @@ def run_on_dataset(
     fps: float = 10.0,
     max_frames: int | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[list[Prediction], list[GroundTruth], list[dict[str, float]], list[bool], list[tuple[int, int]]]:
+) -> tuple[list[Prediction], list[GroundTruth], list[dict[str, float]], list[bool], list[tuple[int, int]], list[Any]]:
     """Detect every image, sequence by sequence in frame order. Returns predictions, ground truths, per-frame
-    timings, key-frame flags and image sizes (all in dataset order of visiting)."""
-    preds, gts, timings, keys, sizes = [], [], [], [], []
+    timings, key-frame flags, image sizes and video keys (all in dataset order of visiting)."""
+    preds, gts, timings, keys, sizes, videos = [], [], [], [], [], []
     sequences = dataset.sequences()
     total = sum(len(v) for v in sequences.values())
     done = 0
     for video, indices in sequences.items():  # video: a dataset-specific key; only its frames' order matters
         for position, index in enumerate(indices):
             if max_frames is not None and done >= max_frames:
-                return preds, gts, timings, keys, sizes
+                return preds, gts, timings, keys, sizes, videos
             sample = dataset[index]
             if sample.video_id is None:  # independent images: each one is a fresh stream
                 detector.reset("image")
@@ -84,10 +87,23 @@ def run_on_dataset(
             timings.append(dets.timings_ms)
             keys.append(dets.is_key_frame)
             sizes.append((int(sample.image.shape[0]), int(sample.image.shape[1])))
+            videos.append(video)
             done += 1
             if progress is not None:
                 progress(done, total)
-    return preds, gts, timings, keys, sizes
+    return preds, gts, timings, keys, sizes, videos
+
+
+def map50_by_condition(
+    preds: Sequence[Prediction], gts: Sequence[GroundTruth], videos: Sequence[Any], conditions: dict[Any, str],
+    num_classes: int,
+) -> dict[str, float]:
+    """VOC mAP@0.5 over the frames of each condition's videos (frames of videos without one are left out)."""
+    out = {}
+    for condition in sorted(set(conditions.values())):
+        chosen = [i for i, v in enumerate(videos) if conditions.get(v) == condition]
+        out[condition] = evaluate_voc([preds[i] for i in chosen], [gts[i] for i in chosen], num_classes).mean_ap
+    return out
 
 
 def coco_metrics(
@@ -138,7 +154,7 @@ def evaluate(
     progress: Callable[[int, int], None] | None = None,
 ) -> EvalResult:
     resets_before = detector.stats["resets"]
-    preds, gts, timings, keys, sizes = run_on_dataset(detector, dataset, fps, max_frames, progress)
+    preds, gts, timings, keys, sizes, videos = run_on_dataset(detector, dataset, fps, max_frames, progress)
     forced_resets = detector.stats["resets"] - resets_before
     if not preds:
         raise ValueError("the dataset has no images to evaluate")
@@ -160,8 +176,15 @@ def evaluate(
         key_interval=detector.key_interval if detector.is_temporal else None,
         soft_coefficient=detector.soft_coefficient if detector.is_temporal else None,
         forced_resets=forced_resets,
+        map50_by_condition=map50_by_condition(preds, gts, videos, conditions(dataset), len(names)),
         voc=voc,
     )
+
+
+def conditions(dataset: Any) -> dict[Any, str]:
+    """The dataset's per-video water conditions; a dataset type without them (a user's wrapper) has none."""
+    method = getattr(dataset, "video_conditions", None)
+    return dict(method()) if callable(method) else {}
 
 
 def sweep(
