@@ -64,6 +64,7 @@ results-30fps: setup $(SYNTH)/test_30fps/annotations.json
 	  --frame-step 3 --out out/results_30fps_step3
 
 # `make train-tdrnet_lite_synth`: train (or resume) the recipe config/train/<name>.yaml on the synthetic data.
+# A finished run is not retrained: to start it again, `rm -r runs/<name>` (or `uwdet train ... --overwrite`).
 train-%: data-synth
 	@if [ -f runs/$*/train_state.pt ]; then resume=--resume; fi; \
 	$(VENV)/bin/uwdet train --config config/train/$*.yaml $$resume

@@ -166,5 +166,10 @@ def test_train_into_a_folder_holding_a_run_is_a_one_line_error_and_keeps_the_run
     recipe = tmp_path / "mine.yaml"
     recipe.write_text(yaml.safe_dump({"name": "mine", "model": "ssd4s_lite", "output_dir": str(run),
                                       "data": {"train": [str(tmp_path / "data")], "class_names": CLASSES}}))
-    assert_one_line_error(uwdet("train", "--config", str(recipe)), str(run), "model.pt", "--resume", "--overwrite")
+    error = assert_one_line_error(uwdet("train", "--config", str(recipe)), str(run), "model.pt", "--overwrite")
+    assert "--resume" not in error  # a finished run without its training state cannot be resumed
     assert (run / "model.pt").read_bytes() == b"an earlier run's model"
+    (run / "train_state.pt").write_bytes(b"an earlier run's state")
+    assert_one_line_error(uwdet("train", "--config", str(recipe)), "train_state.pt", "--resume", "--overwrite")
+    both = uwdet("train", "--config", str(recipe), "--resume", "--overwrite")
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr

@@ -110,7 +110,8 @@ def test_coco_video_conditions_from_the_video_records(tmp_path):
     for im, video in zip(data["images"], (7, 8, 9)):
         im["video_id"], im["frame_id"] = video, 0
     data["videos"] = [{"id": 7, "preset": "turbid"}, {"id": 8, "condition": "dark"}, {"id": 9, "preset": 3},
-                      {"id": 99, "preset": "clear"}, "not a record"]
+                      {"id": 99, "preset": "clear"}, "not a record", {"preset": "clear"}, {"id": [7], "preset": "clear"}]
+    data["images"].append({"id": 14, "file_name": "still2.png", "width": 32, "height": 32})  # a still: video None
     ds = CocoDataset(_write_coco(tmp_path, data, images=False))
     assert ds.video_conditions() == {7: "turbid", 8: "dark"}
     assert set(ds.video_conditions()) <= set(ds.sequences())

@@ -58,13 +58,18 @@ def test_map50_by_condition_groups_frames_by_their_videos_condition():
     missed = Prediction(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
     preds, gts = [perfect, missed, hit[0], perfect], [one, one, gt[0], one]
     videos = ["a", "b", "c", "d"]  # d has no condition: counted in no group
-    got = map50_by_condition(preds, gts, videos, {"a": "clear", "b": "turbid", "c": "clear"}, 1)
-    assert list(got) == ["clear", "turbid"]
+    got, counts = map50_by_condition(preds, gts, videos, {"a": "clear", "b": "turbid", "c": "clear"}, 1)
+    assert list(got) == ["clear", "turbid"] and counts == {"clear": 2, "turbid": 1}
     # clear = frames a + c: detections 0.9 (hit a), 0.9 (hit c), 0.8 (miss), 0.7 (hit c) over 3 objects
     # P/R: (1, 1/3), (1, 2/3), (2/3, 2/3), (3/4, 1) -> area AP = 2/3 + 1/3 * 3/4
     assert got["clear"] == pytest.approx(2 / 3 + 0.25, abs=1e-9)
     assert got["turbid"] == 0.0
-    assert map50_by_condition(preds, gts, videos, {}, 1) == {}
+    assert map50_by_condition(preds, gts, videos, {}, 1) == ({}, {})
+    # a condition with no frames evaluated, or only difficult boxes, is left out, never NaN
+    hard = GroundTruth(box, np.array([0]), np.array([True]))
+    got, counts = map50_by_condition([perfect, perfect], [one, hard], ["a", "b"],
+                                     {"a": "clear", "b": "dark", "z": "turbid"}, 1)
+    assert got == {"clear": 1.0} and counts == {"clear": 1}
 
 
 @pytest.fixture(scope="module")

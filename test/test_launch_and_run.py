@@ -51,6 +51,9 @@ def test_launch_file_compiles_and_declares_the_run_arguments(tmp_path):
     source = LAUNCH.read_text()
     for executable in ("detector_node", "grasp_target_node"):
         assert f'executable="{executable}"' in source
+    for name in LAUNCH_ARGUMENTS:  # declared and also used: an unused argument would be silently ignored
+        assert source.count(f'LaunchConfiguration("{name}")') >= 1, name
+    assert '"camera_info_topic": LaunchConfiguration("camera_info_topic")' in source
 
 
 def test_setup_py_installs_launch_config_and_both_node_executables(monkeypatch):

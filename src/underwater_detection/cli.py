@@ -175,8 +175,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     best = results[0]
     print("AP@0.5 per class: " + ", ".join(f"{n} {100 * a:.1f}" for n, a in best.ap50_per_class.items()))
     if best.map50_by_condition:
-        print("mAP@0.5 per water condition: "
-              + ", ".join(f"{c} {100 * m:.1f}" for c, m in best.map50_by_condition.items()))
+        setting = f" (k={best.key_interval}, e={best.soft_coefficient})" if best.key_interval is not None else ""
+        print(f"mAP@0.5 per water condition{setting}: "
+              + ", ".join(f"{c} {100 * m:.1f} ({best.condition_videos[c]} videos)"
+                          for c, m in best.map50_by_condition.items()))
     written = [ev.write_json(out / "eval.json", {
         "checkpoint": str(args.checkpoint), "data": str(args.data), "model": name,
         "results": [r.to_dict() for r in results]})]
@@ -282,9 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a detector from a recipe in config/train (resumable)")
     p.add_argument("--config", required=True, help="training recipe YAML (config/train/NAME.yaml)")
-    p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/train_state.pt")
-    p.add_argument("--overwrite", action="store_true",
-                   help="start afresh even if OUTPUT_DIR already holds a run (its model.pt and train_state.pt go)")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/train_state.pt")
+    start.add_argument("--overwrite", action="store_true",
+                       help="start afresh even if OUTPUT_DIR already holds a run (its model.pt and train_state.pt go)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--iterations", type=positive_int, default=None, help="override solver.iterations")
     p.add_argument("--output-dir", default=None, help="override output_dir")

@@ -561,11 +561,16 @@ class CocoDataset(DetectionDataset):
         present = {rec.video_id for rec in self._records}
         self._video_conditions: dict[Hashable, str] = {}
         for video in videos if isinstance(videos, list) else []:
-            if not isinstance(video, dict) or video.get("id") not in present:
-                continue
+            vid = video.get("id") if isinstance(video, dict) else None
+            try:
+                known = vid is not None and vid in present
+            except TypeError:  # an unhashable id (a list): a malformed record
+                known = False
+            if not known:
+                continue  # a malformed or foreign record names no video of this file: nothing to group
             condition = video.get("preset", video.get("condition"))
             if isinstance(condition, str) and condition:
-                self._video_conditions[video["id"]] = condition
+                self._video_conditions[vid] = condition
 
     def frame_rate(self) -> float | None:
         return self._frame_rate

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .evaluation import EvalResult, conditions, evaluate, plot_sweep, write_json
+from .evaluation import EvalResult, evaluate, plot_sweep, write_json
 from .temporal import TemporalDetector
 from .track_motion import GapMotion, format_motion
 
@@ -132,8 +132,6 @@ def run_benchmark(
     ``max_detections`` caps detections per image (COCO's own evaluation keeps 100; the specs' 200 only doubles
     pycocotools' work on a split with ~12 objects per frame). ``None`` keeps each model's setting."""
     out = BenchmarkResults(data=data_name)
-    for condition in conditions(dataset).values():
-        out.condition_videos[condition] = out.condition_videos.get(condition, 0) + 1
     start = time.perf_counter()
     for path in checkpoints:
         detector = TemporalDetector.from_checkpoint(path, device=device, tracking=False)
@@ -152,6 +150,8 @@ def run_benchmark(
             t0 = time.perf_counter()
             result = evaluate(detector, dataset, fps, max_frames)
             out.rows.append(Row(name, arch, result))
+            for condition, count in result.condition_videos.items():  # the videos actually evaluated
+                out.condition_videos[condition] = max(count, out.condition_videos.get(condition, 0))
             log(f"  {name:16s} k={k or '-'} e={e if e is not None else '-'}: mAP@0.5 {100 * result.voc_map50:.1f}  "
                 f"COCO AP {100 * result.coco['AP']:.1f}  {result.forward_fps:.1f} FPS  ({time.perf_counter() - t0:.0f} s)")
     out.claims = check_claims(out)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ class EvalResult:
     soft_coefficient: float | None = None
     forced_resets: int = 0  # resets other than the start of each sequence (gaps, size changes): should be 0
     map50_by_condition: dict[str, float] = field(default_factory=dict)  # VOC mAP@0.5 per water condition
+    condition_videos: dict[str, int] = field(default_factory=dict)      # videos evaluated per condition
     voc: VOCResult | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,13 +99,20 @@ def run_on_dataset(
 def map50_by_condition(
     preds: Sequence[Prediction], gts: Sequence[GroundTruth], videos: Sequence[Any], conditions: dict[Any, str],
     num_classes: int,
-) -> dict[str, float]:
-    """VOC mAP@0.5 over the frames of each condition's videos (frames of videos without one are left out)."""
-    out = {}
+) -> tuple[dict[str, float], dict[str, int]]:
+    """VOC mAP@0.5 over the frames of each condition's videos, and how many videos each had. Frames of videos
+    without a condition are in no group; a condition with no frames evaluated (``--max-frames``) or nothing
+    to score (every box difficult) is left out rather than reported as NaN."""
+    maps, counts = {}, {}
     for condition in sorted(set(conditions.values())):
         chosen = [i for i, v in enumerate(videos) if conditions.get(v) == condition]
-        out[condition] = evaluate_voc([preds[i] for i in chosen], [gts[i] for i in chosen], num_classes).mean_ap
-    return out
+        if not chosen:
+            continue
+        value = evaluate_voc([preds[i] for i in chosen], [gts[i] for i in chosen], num_classes).mean_ap
+        if math.isfinite(value):
+            maps[condition] = float(value)
+            counts[condition] = len({videos[i] for i in chosen})
+    return maps, counts
 
 
 def coco_metrics(
@@ -162,6 +171,7 @@ def evaluate(
     voc = evaluate_voc(preds, gts, len(names))
     voc11 = evaluate_voc(preds, gts, len(names), use_11_point=True)
     forward = [t["reference"] + t["detect"] for t in timings]
+    by_condition, condition_videos = map50_by_condition(preds, gts, videos, conditions(dataset), len(names))
     mean_fwd = float(np.mean(forward))
     return EvalResult(
         voc_map50=voc.mean_ap,
@@ -176,7 +186,8 @@ def evaluate(
         key_interval=detector.key_interval if detector.is_temporal else None,
         soft_coefficient=detector.soft_coefficient if detector.is_temporal else None,
         forced_resets=forced_resets,
-        map50_by_condition=map50_by_condition(preds, gts, videos, conditions(dataset), len(names)),
+        map50_by_condition=by_condition,
+        condition_videos=condition_videos,
         voc=voc,
     )
 

@@ -184,7 +184,7 @@ class Trainer:
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
         self.out_dir = Path(config.output_dir)
-        self._claim_output_dir(resume, overwrite)
+        self._replaced = self._claim_output_dir(resume, overwrite)
         self.show_progress = show_progress and self.dist.is_main
         self.command = list(command) if command is not None else list(sys.argv)
 
@@ -248,23 +248,23 @@ class Trainer:
             self._load_state()
 
     # ------------------------------------------------------------------ state
-    def _claim_output_dir(self, resume: bool, overwrite: bool) -> None:
+    def _claim_output_dir(self, resume: bool, overwrite: bool) -> list[Path]:
         """A fresh run never silently replaces another run's results: a copied recipe that still names the
-        original's output_dir would otherwise overwrite a model.pt that a later recipe starts from."""
+        original's output_dir would otherwise overwrite a model.pt that a later recipe starts from. Returns
+        the files ``--overwrite`` replaces; they are deleted only when the new run starts (``run``), so a
+        run that fails to set up (bad data path, an init that does not fit) leaves the old one intact."""
         if resume:
-            return
-        existing = [name for name in (MODEL_FILE, STATE_FILE) if (self.out_dir / name).exists()]
-        if not existing:
-            return
-        if not overwrite:
+            return []
+        existing = [self.out_dir / name for name in (MODEL_FILE, STATE_FILE) if (self.out_dir / name).exists()]
+        if existing and not overwrite:
+            resumable = (self.out_dir / STATE_FILE).exists()
             raise FileExistsError(
-                f"{self.out_dir} already holds a training run ({', '.join(existing)}): pass --resume to continue "
-                f"it, set another output_dir (and name) in the recipe or with --output-dir, or pass --overwrite "
-                f"to start again and replace it"
+                f"{self.out_dir} already holds a training run ({', '.join(p.name for p in existing)}): "
+                + ("pass --resume to continue it, " if resumable else "")
+                + "set another output_dir (and name) in the recipe or with --output-dir, or pass --overwrite "
+                "to start again and replace it"
             )
-        if self.dist.is_main:  # stale files must not outlive the run that replaces them (a later --resume)
-            for name in existing:
-                (self.out_dir / name).unlink()
+        return existing
 
     def _state_path(self) -> Path:
         return self.out_dir / STATE_FILE
@@ -359,6 +359,10 @@ class Trainer:
         s = self.cfg.solver
         if self.dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            # --overwrite: the old run's files go now that the new run is set up; a stale train_state.pt must
+            # not outlive it (a --resume after an early stop would continue the old run)
+            for path in self._replaced:
+                path.unlink(missing_ok=True)
         log_path = self.out_dir / LOG_FILE
         new_log = not log_path.exists() or self.iteration == 0
         log_file = open(log_path, "w" if new_log else "a", newline="") if self.dist.is_main else None
