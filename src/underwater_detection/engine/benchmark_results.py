@@ -57,7 +57,15 @@ class BenchmarkResults:
     wall_s: float = 0.0
     motion: list[GapMotion] | None = None  # how far targets move within a period (None: data without tracks)
     data_fps: float | None = None          # the camera's frame rate, from the data's video records
-    condition_videos: dict[str, int] = field(default_factory=dict)  # videos per water condition in the data
+
+    @property
+    def condition_videos(self) -> dict[str, int]:
+        """Videos evaluated per water condition (every row sees the same frames; ``--max-frames`` may cut some)."""
+        out: dict[str, int] = {}
+        for row in self.rows:
+            for condition, count in row.result.condition_videos.items():
+                out[condition] = max(count, out.get(condition, 0))
+        return out
 
     def find(self, architecture: str, k: int | None = None, e: float | None = None) -> EvalResult | None:
         for row in self.rows:
@@ -150,8 +158,6 @@ def run_benchmark(
             t0 = time.perf_counter()
             result = evaluate(detector, dataset, fps, max_frames)
             out.rows.append(Row(name, arch, result))
-            for condition, count in result.condition_videos.items():  # the videos actually evaluated
-                out.condition_videos[condition] = max(count, out.condition_videos.get(condition, 0))
             log(f"  {name:16s} k={k or '-'} e={e if e is not None else '-'}: mAP@0.5 {100 * result.voc_map50:.1f}  "
                 f"COCO AP {100 * result.coco['AP']:.1f}  {result.forward_fps:.1f} FPS  ({time.perf_counter() - t0:.0f} s)")
     out.claims = check_claims(out)
@@ -227,10 +233,11 @@ def _videos(count: int) -> str:
 
 def format_conditions(res: BenchmarkResults) -> str:
     """mAP@0.5 of every row per water condition (empty when the data names no conditions)."""
-    names = sorted(res.condition_videos)
+    videos = res.condition_videos
+    names = sorted(videos)
     if not names:
         return ""
-    lines = ["| model | k | e | " + " | ".join(f"{n} ({_videos(res.condition_videos[n])})" for n in names) + " |",
+    lines = ["| model | k | e | " + " | ".join(f"{n} ({_videos(videos[n])})" for n in names) + " |",
              "|---|---|---|" + "---|" * len(names)]
     for row in res.rows:
         r = row.result

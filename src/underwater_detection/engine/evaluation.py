@@ -171,7 +171,7 @@ def evaluate(
     voc = evaluate_voc(preds, gts, len(names))
     voc11 = evaluate_voc(preds, gts, len(names), use_11_point=True)
     forward = [t["reference"] + t["detect"] for t in timings]
-    by_condition, condition_videos = map50_by_condition(preds, gts, videos, conditions(dataset), len(names))
+    by_condition, condition_videos = map50_by_condition(preds, gts, videos, dataset.video_conditions(), len(names))
     mean_fwd = float(np.mean(forward))
     return EvalResult(
         voc_map50=voc.mean_ap,
@@ -190,12 +190,6 @@ def evaluate(
         condition_videos=condition_videos,
         voc=voc,
     )
-
-
-def conditions(dataset: Any) -> dict[Any, str]:
-    """The dataset's per-video water conditions; a dataset type without them (a user's wrapper) has none."""
-    method = getattr(dataset, "video_conditions", None)
-    return dict(method()) if callable(method) else {}
 
 
 def sweep(
