@@ -73,3 +73,20 @@ def test_a_probe_differs_from_its_shipped_baseline_only_where_it_says(probe, bas
         expected[section][key] = value
     assert {k: v for k, v in probe_spec.items() if k not in ("name", "description")} == {
         k: v for k, v in expected.items() if k not in ("name", "description")}
+
+
+@pytest.mark.parametrize("cycle", [4, 5])
+def test_a_continuation_probe_is_the_shipped_last_cycle_run_again_from_the_cycle_before(cycle):
+    """The training-budget curve past 6000 iterations is only comparable with the shipped chain's points if each
+    extra cycle is cycle 3's recipe with nothing changed but where it starts, its seed and where it writes."""
+    got = load_train_config(PROBES / f"tdrnet_lite_synth_cycle{cycle}.yaml")
+    base = chain("tdrnet_lite")[-1]
+    previous = base if cycle == 4 else load_train_config(PROBES / f"tdrnet_lite_synth_cycle{cycle - 1}.yaml")
+    assert got.name == f"tdrnet_lite_synth_cycle{cycle}" and Path(got.output_dir) == Path("runs") / got.name
+    assert Path(got.init.checkpoint) == Path(previous.output_dir) / "model.pt"
+    assert got.seed not in {c.seed for c in chain("tdrnet_lite")} | {previous.seed}
+    strip = ("name", "output_dir", "description", "seed", "init")
+    assert {k: v for k, v in got.to_dict().items() if k not in strip} == {
+        k: v for k, v in base.to_dict().items() if k not in strip}
+    assert sorted(got.init.modules) == sorted(base.init.modules) and not any(
+        got.init.frozen(m) for m in got.init.modules)
