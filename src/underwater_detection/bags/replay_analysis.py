@@ -67,7 +67,11 @@ class ReplayAnalysis:
     input_fps: float = float("nan")
     target_runs: list[TargetRun] = field(default_factory=list)
     active_transitions: list[tuple[int, bool]] = field(default_factory=list)  # (wall ns, active)
-    diagnostics: dict[str, str] = field(default_factory=dict)
+    diagnostics: dict[str, str] = field(default_factory=dict)  # the node's last report: final totals
+    # The node's last report received no later than its last detections: its window rates describe the
+    # playback, where the last report's windows also take in the idle seconds after it (a 10 FPS replay read
+    # as 4.4 Hz before this was split).
+    diagnostics_while_playing: dict[str, str] = field(default_factory=dict)
 
     @property
     def processed(self) -> int:
@@ -104,6 +108,7 @@ class ReplayAnalysis:
             "frames_with_target": sum(f.target is not None for f in self.frames),
             "target_active_transitions": [{"wall_ns": t, "active": a} for t, a in self.active_transitions],
             "detector_diagnostics": self.diagnostics,
+            "detector_diagnostics_while_playing": self.diagnostics_while_playing,
         }
 
 
@@ -180,10 +185,14 @@ def analyze_replay(
         if active_topic in topics:
             analysis.active_transitions = [(t, bool(m.data)) for _, t, m in rec.messages([active_topic])]
         if "/diagnostics" in topics:
-            for _, _, msg in rec.messages(["/diagnostics"]):
+            last_output = max(det_times, default=None)
+            for _, log_time, msg in rec.messages(["/diagnostics"]):
                 for status in msg.status:
                     if diagnostics_name in str(status.name):
-                        analysis.diagnostics = {str(kv.key): str(kv.value) for kv in status.values}
+                        values = {str(kv.key): str(kv.value) for kv in status.values}
+                        analysis.diagnostics = values
+                        if last_output is not None and log_time <= last_output:
+                            analysis.diagnostics_while_playing = values
     analysis.output_fps = _rate(det_times)
     analysis.input_fps = _rate([f.published_wall_ns for f in frames if f.published_wall_ns is not None])
     if ground_truth is not None:

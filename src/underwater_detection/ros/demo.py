@@ -222,11 +222,18 @@ def format_summary(s: dict) -> str:
         f"output {s['output_fps'] or float('nan'):.1f} FPS (input {s['input_fps'] or float('nan'):.1f} FPS), "
         f"{s['detections_per_processed_frame'] or 0:.1f} detections per frame",
     ]
-    diag = s.get("detector_diagnostics") or {}
-    if diag:
-        # (not its latency: the node measures it from the image stamp, which is the bag's recording time here)
-        keys = [k for k in diag if any(w in k.lower() for w in ("rate", "drop", "key", "device"))][:8]
-        lines.append("detector diagnostics: " + ", ".join(f"{k}={diag[k]}" for k in keys))
+    final = s.get("detector_diagnostics") or {}
+    playing = s.get("detector_diagnostics_while_playing") or {}
+    if final or playing:
+        # Rates and the key-frame ratio from the node's last report during playback (its window then covers the
+        # replay, not the idle end); totals and the device from its last report. Not its latency: the node
+        # measures that from the image stamp, which is the bag's recording time here.
+        def window(k: str) -> bool:
+            return any(w in k.lower() for w in ("rate", "key_frame_ratio"))
+        keys = [k for k in playing if window(k)] + [
+            k for k in final if not window(k) and any(w in k.lower() for w in ("drop", "key_frames", "device"))]
+        values = {**final, **{k: v for k, v in playing.items() if window(k)}}
+        lines.append("detector diagnostics: " + ", ".join(f"{k}={values[k]}" for k in keys[:8]))
     runs = s["target_runs"]
     if runs:
         lines.append(f"grasp targets ({s['frames_with_target']} frames with a target, {s['target_switches']} switches):")
