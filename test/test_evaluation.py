@@ -85,7 +85,8 @@ def test_eval_command_writes_json_and_plots(trained, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "underwater_detection.cli", "eval", "--checkpoint", str(checkpoint), "--data", str(data),
-         "--sweep", "--sweep-k", "1", "4", "--sweep-e", "1", "0.5", "--threads", "1", "--out", str(tmp_path)],
+         "--sweep", "--sweep-k", "1", "4", "--sweep-e", "1", "0.5", "--threads", "1", "--max-detections", "3",
+         "--out", str(tmp_path)],
         env=env, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -98,6 +99,7 @@ def test_eval_command_writes_json_and_plots(trained, tmp_path):
         assert set(r["coco"]) == {"AP", "AP50", "AP75", "APs", "APm", "APl"}
     # 8 still images (each its own stream: key) + a 4-frame video: k=1 -> 12 key frames, k=4 -> 9
     assert [r["key_frames"] for r in results] == [12, 9, 12, 9]
+    assert payload["max_detections"] == 3 and all(r["most_detections"] == 3 for r in results)  # capped, not empty
     for png in ("pr_curves.png", "sweep_k_e.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| 4 | 0.5 |" in proc.stdout

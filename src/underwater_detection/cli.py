@@ -138,6 +138,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from .data.datasets import load_dataset
     from .engine import evaluation as ev
     from .engine.runtime import configure_cpu_runtime
@@ -155,6 +157,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         dataset = load_dataset(args.data, class_names=list(detector.class_names))
     except (CheckpointError, ValueError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from exc
+    # The same per-image cap as `uwdet results`, so the two commands' figures for one file agree to the digit.
+    detector.postprocess_config = replace(detector.postprocess_config, max_detections=args.max_detections)
     stamp_fps = args.fps if args.fps is not None else (dataset.frame_rate() or 10.0)
     out = Path(args.out)
     name = detector.spec.name
@@ -181,7 +185,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                           for c, m in best.map50_by_condition.items()))
     written = [ev.write_json(out / "eval.json", {
         "checkpoint": str(args.checkpoint), "data": str(args.data), "model": name,
-        "results": [r.to_dict() for r in results]})]
+        "max_detections": args.max_detections, "results": [r.to_dict() for r in results]})]
     written.append(ev.plot_pr_curves(best, detector.class_names, out / "pr_curves.png", f"{name} PR curves"))
     if args.sweep and detector.is_temporal:
         written.append(ev.plot_sweep(results, out / "sweep_k_e.png", f"{name}: mAP vs forward FPS"))
@@ -307,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=None,
                    help="frame rate used to make stamps from frame indices (default: the data's video fps, else 10)")
     p.add_argument("--max-frames", type=positive_int, default=None)
+    p.add_argument("--max-detections", type=positive_int, default=100,
+                   help="detections kept per image (default 100, as COCO evaluates and as `uwdet results` does)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=positive_int, default=2)
     p.add_argument("--out", default="out/eval", help="folder for eval.json and the PNG plots")

@@ -45,6 +45,7 @@ class EvalResult:
     key_interval: int | None = None
     soft_coefficient: float | None = None
     forced_resets: int = 0  # resets other than the start of each sequence (gaps, size changes): should be 0
+    most_detections: int = 0  # the most detections kept on one frame: shows the per-image cap that applied
     map50_by_condition: dict[str, float] = field(default_factory=dict)  # VOC mAP@0.5 per water condition
     condition_videos: dict[str, int] = field(default_factory=dict)      # videos evaluated per condition
     voc: VOCResult | None = field(default=None, repr=False)
@@ -186,6 +187,7 @@ def evaluate(
         key_interval=detector.key_interval if detector.is_temporal else None,
         soft_coefficient=detector.soft_coefficient if detector.is_temporal else None,
         forced_resets=forced_resets,
+        most_detections=max(len(p.scores) for p in preds),
         map50_by_condition=by_condition,
         condition_videos=condition_videos,
         voc=voc,
