@@ -158,7 +158,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     except (CheckpointError, ValueError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from exc
     # The same per-image cap as `uwdet results`, so the two commands' figures for one file agree to the digit.
-    detector.postprocess_config = replace(detector.postprocess_config, max_detections=args.max_detections)
+    pp = detector.postprocess_config
+    detector.postprocess_config = replace(pp, max_detections=args.max_detections,
+                                          pre_nms_top_k=max(pp.pre_nms_top_k, args.max_detections))
     stamp_fps = args.fps if args.fps is not None else (dataset.frame_rate() or 10.0)
     out = Path(args.out)
     name = detector.spec.name

@@ -68,9 +68,11 @@ class ReplayAnalysis:
     target_runs: list[TargetRun] = field(default_factory=list)
     active_transitions: list[tuple[int, bool]] = field(default_factory=list)  # (wall ns, active)
     diagnostics: dict[str, str] = field(default_factory=dict)  # the node's last report: final totals
-    # The node's last report received no later than its last detections: its window rates describe the
+    # The node's last report received while the replay was still running (no later than the last frame
+    # published or the last detections received, whichever came later): its window rates describe the
     # playback, where the last report's windows also take in the idle seconds after it (a 10 FPS replay read
-    # as 4.4 Hz before this was split).
+    # as 4.4 Hz before this was split). The node's window is 5 s, so a replay shorter than that still reads
+    # low: the rate is counted over the whole window.
     diagnostics_while_playing: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -185,7 +187,10 @@ def analyze_replay(
         if active_topic in topics:
             analysis.active_transitions = [(t, bool(m.data)) for _, t, m in rec.messages([active_topic])]
         if "/diagnostics" in topics:
-            last_output = max(det_times, default=None)
+            # Detections and the publish log are both wall-clock ns on this machine; with no detections at all
+            # (every frame failed) the last published frame still bounds the playback.
+            last_output = max([*det_times, *(f.published_wall_ns for f in frames if f.published_wall_ns is not None)],
+                              default=None)
             for _, log_time, msg in rec.messages(["/diagnostics"]):
                 for status in msg.status:
                     if diagnostics_name in str(status.name):

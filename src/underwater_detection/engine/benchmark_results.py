@@ -144,7 +144,9 @@ def run_benchmark(
     for path in checkpoints:
         detector = TemporalDetector.from_checkpoint(path, device=device, tracking=False)
         if max_detections is not None:
-            detector.postprocess_config = replace(detector.postprocess_config, max_detections=max_detections)
+            pp = detector.postprocess_config  # NMS keeps at most pre_nms_top_k boxes: a larger cap needs more
+            detector.postprocess_config = replace(pp, max_detections=max_detections,
+                                                  pre_nms_top_k=max(pp.pre_nms_top_k, max_detections))
         arch = detector.spec.architecture
         name = detector.spec.name
         grid: list[tuple[int | None, float | None]] = (

@@ -45,7 +45,7 @@ class EvalResult:
     key_interval: int | None = None
     soft_coefficient: float | None = None
     forced_resets: int = 0  # resets other than the start of each sequence (gaps, size changes): should be 0
-    most_detections: int = 0  # the most detections kept on one frame: shows the per-image cap that applied
+    most_detections: int = 0  # the most detections kept on one frame: equals the per-image cap when some frame hit it
     map50_by_condition: dict[str, float] = field(default_factory=dict)  # VOC mAP@0.5 per water condition
     condition_videos: dict[str, int] = field(default_factory=dict)      # videos evaluated per condition
     voc: VOCResult | None = field(default=None, repr=False)

@@ -231,7 +231,7 @@ def format_summary(s: dict) -> str:
         def window(k: str) -> bool:
             return any(w in k.lower() for w in ("rate", "key_frame_ratio"))
         keys = [k for k in playing if window(k)] + [
-            k for k in final if not window(k) and any(w in k.lower() for w in ("drop", "key_frames", "device"))]
+            k for k in final if not window(k) and any(w in k.lower() for w in ("drop", "key_interval", "key_frames", "device"))]
         values = {**final, **{k: v for k, v in playing.items() if window(k)}}
         lines.append("detector diagnostics: " + ", ".join(f"{k}={values[k]}" for k in keys[:8]))
     runs = s["target_runs"]
