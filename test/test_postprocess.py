@@ -281,6 +281,12 @@ def test_config_dict_round_trip_and_unknown_keys():
         PostprocessConfig.from_dict({"top_k": 5})
 
 
+def test_a_detection_cap_above_the_nms_candidates_raises_them_with_it():
+    cfg = PostprocessConfig(score_threshold=0.5, nms_iou=0.3, pre_nms_top_k=10, max_detections=5)
+    assert cfg.with_max_detections(3) == PostprocessConfig(0.5, 0.3, 10, 3)
+    assert cfg.with_max_detections(50) == PostprocessConfig(0.5, 0.3, 50, 50)  # else NMS would see only 10
+
+
 def test_boxes_outside_the_image_and_non_finite_boxes_are_dropped():
     from underwater_detection.ops.postprocess import select_detections
 

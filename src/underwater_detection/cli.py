@@ -138,8 +138,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from .data.datasets import load_dataset
     from .engine import evaluation as ev
     from .engine.runtime import configure_cpu_runtime
@@ -158,9 +156,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     except (CheckpointError, ValueError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from exc
     # The same per-image cap as `uwdet results`, so the two commands' figures for one file agree to the digit.
-    pp = detector.postprocess_config
-    detector.postprocess_config = replace(pp, max_detections=args.max_detections,
-                                          pre_nms_top_k=max(pp.pre_nms_top_k, args.max_detections))
+    detector.postprocess_config = detector.postprocess_config.with_max_detections(args.max_detections)
     stamp_fps = args.fps if args.fps is not None else (dataset.frame_rate() or 10.0)
     out = Path(args.out)
     name = detector.spec.name

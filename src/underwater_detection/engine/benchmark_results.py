@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -144,9 +144,7 @@ def run_benchmark(
     for path in checkpoints:
         detector = TemporalDetector.from_checkpoint(path, device=device, tracking=False)
         if max_detections is not None:
-            pp = detector.postprocess_config  # NMS keeps at most pre_nms_top_k boxes: a larger cap needs more
-            detector.postprocess_config = replace(pp, max_detections=max_detections,
-                                                  pre_nms_top_k=max(pp.pre_nms_top_k, max_detections))
+            detector.postprocess_config = detector.postprocess_config.with_max_detections(max_detections)
         arch = detector.spec.architecture
         name = detector.spec.name
         grid: list[tuple[int | None, float | None]] = (

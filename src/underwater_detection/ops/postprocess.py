@@ -11,7 +11,7 @@ because a grasp planner wants far fewer, far more confident boxes than an mAP ev
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -52,6 +52,11 @@ class PostprocessConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def with_max_detections(self, max_detections: int) -> "PostprocessConfig":
+        """A copy keeping ``max_detections`` per image. NMS only sees the ``pre_nms_top_k`` best boxes, so a cap
+        above that is raised with it; otherwise the cap would silently keep fewer than asked."""
+        return replace(self, max_detections=max_detections, pre_nms_top_k=max(self.pre_nms_top_k, max_detections))
 
 
 @dataclass

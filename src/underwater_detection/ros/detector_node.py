@@ -179,9 +179,8 @@ class DetectorNode(LifecycleNode):
         detector.postprocess_config = PostprocessConfig(
             score_threshold=float(param("score_threshold")),
             nms_iou=float(param("nms_iou")),
-            pre_nms_top_k=max(detector.spec.postprocess.pre_nms_top_k, int(param("max_detections"))),
-            max_detections=int(param("max_detections")),
-        )
+            pre_nms_top_k=detector.spec.postprocess.pre_nms_top_k,
+        ).with_max_detections(int(param("max_detections")))
         self._keep = parse_class_filter(param("class_filter"), detector.class_names)
 
     # ------------------------------------------------------------------ lifecycle
