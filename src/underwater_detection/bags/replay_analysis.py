@@ -156,6 +156,7 @@ def analyze_replay(
     by_stamp = {f.stamp_ns: f for f in frames}
 
     analysis = ReplayAnalysis(frames, class_names)
+    published_times = [f.published_wall_ns for f in frames if f.published_wall_ns is not None]
     det_times: list[int] = []
     with BagFile(recorded_bag) as rec:
         topics = rec.topics
@@ -189,8 +190,7 @@ def analyze_replay(
         if "/diagnostics" in topics:
             # Detections and the publish log are both wall-clock ns on this machine; with no detections at all
             # (every frame failed) the last published frame still bounds the playback.
-            last_output = max([*det_times, *(f.published_wall_ns for f in frames if f.published_wall_ns is not None)],
-                              default=None)
+            last_output = max([*det_times, *published_times], default=None)
             for _, log_time, msg in rec.messages(["/diagnostics"]):
                 for status in msg.status:
                     if diagnostics_name in str(status.name):
@@ -199,7 +199,7 @@ def analyze_replay(
                         if last_output is not None and log_time <= last_output:
                             analysis.diagnostics_while_playing = values
     analysis.output_fps = _rate(det_times)
-    analysis.input_fps = _rate([f.published_wall_ns for f in frames if f.published_wall_ns is not None])
+    analysis.input_fps = _rate(published_times)
     if ground_truth is not None:
         _score(analysis, ground_truth)
     return analysis
