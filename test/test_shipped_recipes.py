@@ -58,6 +58,7 @@ PROBES = RECIPES.parent / "probes"
         ("tdrnet_lite_synth_cycle3_e05", "tdrnet_lite_synth_cycle3", {("temporal", "soft_coefficient"): 0.5}),
         ("tdrnet_lite_w2_synth", "tdrnet_lite_synth",
          {("backbone", "width_mult"): 2.0, ("reference_backbone", "width_mult"): 2.0}),
+        ("tdrnet_lite_a3_synth", "tdrnet_lite_synth", {("anchors", "scale_factor"): 3}),
     ],
 )
 def test_a_probe_differs_from_its_shipped_baseline_only_where_it_says(probe, baseline, model_changes):
