@@ -120,6 +120,56 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path, coco):
         assert torch.allclose(a.float(), b.float(), atol=1e-5), name
 
 
+def test_the_log_shows_the_gradient_norm_before_clipping_and_how_often_the_clip_bound(tmp_path, coco):
+    """Whether grad_clip shapes a run must be readable from its log: a clip far below the norm binds on every
+    step, no clip never does, and the logged norm is the unclipped one in both cases."""
+    def log(name: str, clip: float | None) -> list[dict]:
+        train(recipe(tmp_path / name, coco, iterations=3, grad_clip=clip), device="cpu", show_progress=False)
+        return list(csv.DictReader(open(tmp_path / name / "run" / "log.csv")))
+
+    tight, free = log("tight", 1e-3), log("free", None)
+    assert [float(r["clipped_frac"]) for r in tight] == [1.0, 1.0, 1.0]
+    assert [float(r["clipped_frac"]) for r in free] == [0.0, 0.0, 0.0]
+    # same seed, same first batch, same initial weights: the first step's norm is the same whether clipped or not
+    assert float(tight[0]["grad_norm"]) == pytest.approx(float(free[0]["grad_norm"]), rel=1e-4)
+    assert float(tight[0]["grad_norm"]) > 1e-3
+
+
+def test_detection_step_reports_the_norm_before_it_clips():
+    from underwater_detection.engine.training import detection_step
+    from underwater_detection.models.registry import build_model, priors_for
+    from underwater_detection.models.spec import load_model_spec
+    from underwater_detection.ops.losses import MultiBoxLoss, Targets
+
+    spec = load_model_spec("ssd4s_lite").with_input_size(128, 128)
+    torch.manual_seed(0)
+    model = build_model(spec, 4)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: the step leaves the clipped gradients to inspect
+    targets = [Targets(torch.tensor([[0.2, 0.2, 0.6, 0.7]]), torch.tensor([1]))] * 2
+    terms = detection_step(model, MultiBoxLoss(), priors_for(spec), torch.randn(2, 3, 128, 128), targets, opt,
+                           max_grad_norm=0.5)
+    after = torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
+    assert terms["grad_norm"] > 0.5 and float(after) == pytest.approx(0.5, rel=1e-3)
+
+
+def test_a_resumed_run_appends_under_the_header_its_log_already_has(tmp_path, coco):
+    """A run started by an older version (fewer log columns) and resumed by this one must not shift its
+    columns: every row keeps the header's width and the shared columns keep their meaning."""
+    train(recipe(tmp_path, coco, iterations=4), device="cpu", show_progress=False)
+    path = tmp_path / "run" / "log.csv"
+    old = [{k: v for k, v in r.items() if k not in ("grad_norm", "clipped_frac")} for r in csv.DictReader(open(path))]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(old[0]))
+        writer.writeheader()
+        writer.writerows(old)
+    train(recipe(tmp_path, coco), device="cpu", resume=True, show_progress=False)
+    lines = list(csv.reader(open(path)))
+    assert lines[0] == list(old[0]) and all(len(line) == len(lines[0]) for line in lines)
+    rows = list(csv.DictReader(open(path)))
+    assert [int(r["iteration"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert all(float(r["img_per_s"]) > 0 and float(r["elapsed_s"]) >= 0 for r in rows)
+
+
 def test_a_fresh_run_refuses_to_replace_an_existing_run(tmp_path, coco):
     """A copied recipe that still names the original's output_dir must not overwrite the original's model."""
     first = train(recipe(tmp_path, coco, iterations=1), device="cpu", show_progress=False)

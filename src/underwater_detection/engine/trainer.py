@@ -44,7 +44,7 @@ from ..models.temporal import TemporalRefinementNet
 from ..ops.losses import MultiBoxLoss
 from .temporal import resolve_device
 from .train_config import InitConfig, TrainConfig
-from .training import detection_step, freeze, objective_loss
+from .training import clip_gradients, detection_step, freeze, objective_loss
 
 STATE_FILE = "train_state.pt"
 MODEL_FILE = "model.pt"
@@ -110,6 +110,11 @@ def init_distributed(device: torch.device) -> DistInfo:
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def _csv_header(path: Path) -> list[str]:
+    with open(path, newline="") as f:
+        return next(csv.reader(f), [])
 
 
 def _git_commit() -> str | None:
@@ -372,7 +377,7 @@ class Trainer:
             from tqdm import tqdm
 
             progress = tqdm(total=s.iterations, initial=self.iteration, desc=self.cfg.name, unit="it", dynamic_ncols=True)
-        window_start, window_images = time.perf_counter(), 0
+        window_start, window_images, window_steps, window_clipped = time.perf_counter(), 0, 0, 0
         run_start = time.perf_counter() - self.elapsed_s
         try:
             batches = self._batches()
@@ -384,18 +389,24 @@ class Trainer:
                 terms = self._step(images.to(self.device, non_blocking=True), targets)
                 self.iteration += 1
                 window_images += images.shape[0] * self.dist.world_size
+                window_steps += 1
+                window_clipped += s.grad_clip is not None and terms["grad_norm"] > s.grad_clip
                 if progress is not None:
                     progress.update(1)
                     progress.set_postfix(loss=f"{terms['loss']:.3f}", lr=f"{lr:.2g}")
                 if self.iteration % self.cfg.log_every == 0 or self.iteration == s.iterations:
                     now = time.perf_counter()
                     row = {"iteration": self.iteration, "lr": float(f"{lr:.6g}"), **{k: round(v, 5) for k, v in terms.items()},
+                           "clipped_frac": round(window_clipped / window_steps, 3),
                            "img_per_s": round(window_images / max(now - window_start, 1e-9), 2),
                            "elapsed_s": round(now - run_start, 1)}
-                    window_start, window_images = now, 0
+                    window_start, window_images, window_steps, window_clipped = now, 0, 0, 0
                     if log_file is not None:
                         if writer is None:
-                            writer = csv.DictWriter(log_file, fieldnames=list(row))
+                            # a resumed run appends under the header already there (which an older version
+                            # may have written with fewer columns), so every row lines up with its header
+                            fields = list(row) if new_log else _csv_header(log_path) or list(row)
+                            writer = csv.DictWriter(log_file, fieldnames=fields, extrasaction="ignore")
                             if new_log:
                                 writer.writeheader()
                         writer.writerow({k: row.get(k) for k in writer.fieldnames})
@@ -438,9 +449,8 @@ class Trainer:
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"non-finite loss at iteration {self.iteration}")
         self.scaler.scale(loss).backward()
-        if self.cfg.solver.grad_clip is not None:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.solver.grad_clip)
+        self.scaler.unscale_(self.optimizer)  # the norm is logged unscaled whether or not it is clipped
+        terms["grad_norm"] = clip_gradients(self.net, self.cfg.solver.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return {k: float(v.detach()) for k, v in terms.items()}

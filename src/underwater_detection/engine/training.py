@@ -77,6 +77,9 @@ def detection_step(
     """Forward, loss, backward, (clipped) step. Raises on a non-finite loss rather than corrupting weights.
 
     ``soft_coefficient`` is TRNet/TDRNet's ``e``, applied to the refined anchors exactly as at test time.
+    The returned terms include ``grad_norm``, the global gradient norm *before* clipping, so a log shows how
+    long the clip binds (a clip that binds for most of a run changes the effective learning rate, and more so
+    for a model with more parameters).
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown training objective {objective!r}; known: {', '.join(OBJECTIVES)}")
@@ -88,7 +91,14 @@ def detection_step(
     if not math.isfinite(loss.item()):
         raise FloatingPointError(f"non-finite loss {loss.item()} ({ {k: float(v) for k, v in terms.items()} })")
     loss.backward()
-    if max_grad_norm is not None:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    terms["grad_norm"] = clip_gradients(model, max_grad_norm)
     optimizer.step()
     return {k: float(v.detach()) for k, v in terms.items()}
+
+
+def clip_gradients(model: nn.Module, max_grad_norm: float | None) -> torch.Tensor:
+    """Clip to ``max_grad_norm`` when set; either way return the norm the step had before clipping."""
+    if max_grad_norm is not None:
+        return torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    return torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
