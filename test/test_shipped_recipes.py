@@ -52,24 +52,30 @@ PROBES = RECIPES.parent / "probes"
 
 
 @pytest.mark.parametrize(
-    "probe, baseline, model_changes",
+    "probe, baseline, model_changes, recipe_changes",
     [
-        ("refinedet_lite_nonaf_synth", "refinedet_lite_synth", {("head", "naf_threshold"): None}),
-        ("tdrnet_lite_synth_cycle3_e05", "tdrnet_lite_synth_cycle3", {("temporal", "soft_coefficient"): 0.5}),
+        ("refinedet_lite_nonaf_synth", "refinedet_lite_synth", {("head", "naf_threshold"): None}, {}),
+        ("tdrnet_lite_synth_cycle3_e05", "tdrnet_lite_synth_cycle3", {("temporal", "soft_coefficient"): 0.5}, {}),
         ("tdrnet_lite_w2_synth", "tdrnet_lite_synth",
-         {("backbone", "width_mult"): 2.0, ("reference_backbone", "width_mult"): 2.0}),
-        ("tdrnet_lite_a3_synth", "tdrnet_lite_synth", {("anchors", "scale_factor"): 3}),
+         {("backbone", "width_mult"): 2.0, ("reference_backbone", "width_mult"): 2.0}, {}),
+        ("tdrnet_lite_a3_synth", "tdrnet_lite_synth", {("anchors", "scale_factor"): 3}, {}),
+        ("tdrnet_lite_clip30_synth", "tdrnet_lite_synth", {}, {("solver", "grad_clip"): 30.0}),
     ],
 )
-def test_a_probe_differs_from_its_shipped_baseline_only_where_it_says(probe, baseline, model_changes):
+def test_a_probe_differs_from_its_shipped_baseline_only_where_it_says(probe, baseline, model_changes, recipe_changes):
     """A probe's figure is quoted against its baseline's, so everything else (data, schedule, seed, start point,
     the rest of the model) must be the baseline's."""
     got, base = load_train_config(PROBES / f"{probe}.yaml"), load_train_config(RECIPES / f"{baseline}.yaml")
     assert Path(got.output_dir) == Path("runs") / probe and got.name == probe
     strip = ("name", "model", "output_dir", "description")
-    assert {k: v for k, v in got.to_dict().items() if k not in strip} == {
-        k: v for k, v in base.to_dict().items() if k not in strip}
-    probe_spec = load_model_spec(RECIPES.parents[1] / got.model).to_dict()  # recipes name it from the repo root
+    expected_recipe = base.to_dict()
+    got_recipe = got.to_dict()
+    for (section, key), value in recipe_changes.items():
+        assert got_recipe[section][key] == value and expected_recipe[section][key] != value
+        expected_recipe[section][key] = value
+    assert {k: v for k, v in got_recipe.items() if k not in strip} == {
+        k: v for k, v in expected_recipe.items() if k not in strip}
+    probe_spec = load_model_spec(RECIPES.parents[1] / got.model if "/" in got.model else got.model).to_dict()
     expected = load_model_spec(base.model).to_dict()
     for (section, key), value in model_changes.items():
         assert probe_spec[section][key] == value and expected[section][key] != value
