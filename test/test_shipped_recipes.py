@@ -60,6 +60,8 @@ PROBES = RECIPES.parent / "probes"
          {("backbone", "width_mult"): 2.0, ("reference_backbone", "width_mult"): 2.0}, {}),
         ("tdrnet_lite_a3_synth", "tdrnet_lite_synth", {("anchors", "scale_factor"): 3}, {}),
         ("tdrnet_lite_clip30_synth", "tdrnet_lite_synth", {}, {("solver", "grad_clip"): 30.0}),
+        ("tdrnet_lite_w2_clip20_synth", "tdrnet_lite_synth",
+         {("backbone", "width_mult"): 2.0, ("reference_backbone", "width_mult"): 2.0}, {("solver", "grad_clip"): 20.0}),
     ],
 )
 def test_a_probe_differs_from_its_shipped_baseline_only_where_it_says(probe, baseline, model_changes, recipe_changes):
