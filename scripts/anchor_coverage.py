@@ -20,8 +20,9 @@ from underwater_detection.ops.box_coding import box_iou, center_to_corners
 from underwater_detection.ops.priors import PriorConfig, generate_priors
 
 
-def scaled_boxes(annotations_path: Path, height: int, width: int, keep_difficult: bool) -> torch.Tensor:
-    """Non-ignored ground truths as normalised corners, which is how the matcher sees them."""
+def normalised_boxes(annotations_path: Path, keep_difficult: bool) -> torch.Tensor:
+    """Non-ignored ground truths as corners normalised by their image's size, which is how the matcher sees them
+    after the resize to any input size."""
     coco = json.loads(annotations_path.read_text())
     sizes = {im["id"]: (im["width"], im["height"]) for im in coco["images"]}
     rows = []
@@ -57,7 +58,7 @@ def main() -> None:
     parser.add_argument("--keep-difficult", action="store_true", help="count difficult/ignored boxes too")
     args = parser.parse_args()
     height, width = args.input_size
-    boxes = scaled_boxes(args.data, height, width, args.keep_difficult)
+    boxes = normalised_boxes(args.data, args.keep_difficult)
     side = ((boxes[:, 2] - boxes[:, 0]) * width * (boxes[:, 3] - boxes[:, 1]) * height).sqrt()
     q = torch.quantile(side, torch.tensor([0.05, 0.5, 0.95]))
     print(f"{len(boxes)} boxes; sqrt(area) at {height}x{width}: p5 {q[0]:.0f}, p50 {q[1]:.0f}, p95 {q[2]:.0f} px")

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Diagnostic (session 8): the global gradient norm, before clipping, of the lite and the width-2.0 TDRNet on the
 first training batches, at random init (same seed) and at each run's final weights. Question: does
-``grad_clip: 10`` bind harder on the wider model, confounding the width probe?
+``grad_clip: 10`` bind harder on the wider model, confounding the width probe? (Training logs carry the same
+``grad_norm`` since session 9; this script measures it on fixed batches at fixed weights, which a log cannot.)
 
     .venv/bin/python scripts/probe_grad_norm.py   # needs runs/tdrnet_lite_synth and runs/tdrnet_lite_w2_synth;
                                                    # scratch output folders under /tmp; ~30 s on 2 cores
@@ -14,7 +15,7 @@ from underwater_detection.engine.runtime import configure_cpu_runtime
 configure_cpu_runtime(2)
 from underwater_detection.engine.train_config import load_train_config, InitConfig
 from underwater_detection.engine.trainer import Trainer
-from underwater_detection.engine.training import forward_at, objective_loss, _train_mode
+from underwater_detection.engine.training import detection_step
 
 
 def norms(cfg_path, ckpt, n=3):
@@ -25,17 +26,15 @@ def norms(cfg_path, ckpt, n=3):
         names = ["rg", "rd"]
         cfg = dataclasses.replace(cfg, init=InitConfig(checkpoint=ckpt, modules=names, freeze=False))
     t = Trainer(cfg, device="cpu", show_progress=False, overwrite=True)
+    frozen = torch.optim.SGD(t.net.parameters(), lr=0.0)  # lr 0: every batch is measured at the same weights
     out = []
     for i, (images, targets) in enumerate(t._batches()):
         if i == n:
             break
-        _train_mode(t.net)
-        t.net.zero_grad()
-        o = forward_at(t.net, images, t.soft_coefficient)
-        loss = objective_loss(t.criterion(o, t.priors, targets, soft_coefficient=t.soft_coefficient), "joint")
-        loss.backward()
-        out.append(float(torch.nn.utils.clip_grad_norm_(t.net.parameters(), float("inf"))))
-    return [round(x, 1) for x in out]
+        terms = detection_step(t.net, t.criterion, t.priors, images, targets, frozen,
+                               soft_coefficient=t.soft_coefficient, max_grad_norm=None)
+        out.append(round(terms["grad_norm"], 1))
+    return out
 
 
 for cfg, final in [("config/train/tdrnet_lite_synth.yaml", "runs/tdrnet_lite_synth/model.pt"),

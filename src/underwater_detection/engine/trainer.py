@@ -406,7 +406,7 @@ class Trainer:
                             # a resumed run appends under the header already there (which an older version
                             # may have written with fewer columns), so every row lines up with its header
                             fields = list(row) if new_log else _csv_header(log_path) or list(row)
-                            writer = csv.DictWriter(log_file, fieldnames=fields, extrasaction="ignore")
+                            writer = csv.DictWriter(log_file, fieldnames=fields)
                             if new_log:
                                 writer.writeheader()
                         writer.writerow({k: row.get(k) for k in writer.fieldnames})
