@@ -20,12 +20,15 @@ from underwater_detection.ops.box_coding import box_iou, center_to_corners
 from underwater_detection.ops.priors import PriorConfig, generate_priors
 
 
-def normalised_boxes(annotations_path: Path, keep_difficult: bool) -> torch.Tensor:
+def normalised_boxes(annotations_path: Path, keep_difficult: bool) -> tuple[torch.Tensor, list[str]]:
     """Non-ignored ground truths as corners normalised by their image's size, which is how the matcher sees them
-    after the resize to any input size."""
+    after the resize to any input size, with each box's class name (the per-class rows show which class the
+    layout fails: a long thin sea cucumber is not matched by the same anchors as a round urchin)."""
     coco = json.loads(annotations_path.read_text())
     sizes = {im["id"]: (im["width"], im["height"]) for im in coco["images"]}
+    names = {cat["id"]: cat["name"] for cat in coco.get("categories", [])}
     rows = []
+    labels = []
     for ann in coco["annotations"]:
         if not keep_difficult and (ann.get("difficult") or ann.get("ignore")):
             continue
@@ -34,14 +37,18 @@ def normalised_boxes(annotations_path: Path, keep_difficult: bool) -> torch.Tens
             continue
         iw, ih = sizes[ann["image_id"]]
         rows.append([x / iw, y / ih, (x + w) / iw, (y + h) / ih])
+        labels.append(names.get(ann["category_id"], str(ann["category_id"])))
     if not rows:
         raise SystemExit(f"{annotations_path}: no usable ground-truth boxes")
-    return torch.tensor(rows, dtype=torch.float32)
+    return torch.tensor(rows, dtype=torch.float32), labels
 
 
-def coverage(boxes: torch.Tensor, config: PriorConfig, height: int, width: int) -> dict[str, float]:
+def best_anchor_iou(boxes: torch.Tensor, config: PriorConfig, height: int, width: int) -> torch.Tensor:
     anchors = center_to_corners(generate_priors(height, width, config))
-    best = torch.cat([box_iou(chunk, anchors).max(dim=1).values for chunk in boxes.split(4096)])
+    return torch.cat([box_iou(chunk, anchors).max(dim=1).values for chunk in boxes.split(4096)])
+
+
+def summarise(best: torch.Tensor, config: PriorConfig) -> dict[str, float]:
     return {
         "sizes_px": [round(s, 1) for s in config.level_sizes()],
         "no_anchor_over_0.5_pct": round(100.0 * float((best <= 0.5).float().mean()), 1),
@@ -55,18 +62,28 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("data/synth/train/annotations.json"))
     parser.add_argument("--factors", type=float, nargs="+", default=[2.0, 2.5, 3.0, 4.0])
     parser.add_argument("--input-size", type=int, nargs=2, default=[320, 320], metavar=("H", "W"))
+    parser.add_argument("--aspect-ratios", type=float, nargs="+", default=list(PriorConfig().aspect_ratios),
+                        help="anchor aspect ratios (w/h) at every location; default: the shipped set")
+    parser.add_argument("--per-class", action="store_true", help="also print one row per class for each factor")
     parser.add_argument("--keep-difficult", action="store_true", help="count difficult/ignored boxes too")
     args = parser.parse_args()
     height, width = args.input_size
-    boxes = normalised_boxes(args.data, args.keep_difficult)
+    boxes, labels = normalised_boxes(args.data, args.keep_difficult)
     side = ((boxes[:, 2] - boxes[:, 0]) * width * (boxes[:, 3] - boxes[:, 1]) * height).sqrt()
     q = torch.quantile(side, torch.tensor([0.05, 0.5, 0.95]))
     print(f"{len(boxes)} boxes; sqrt(area) at {height}x{width}: p5 {q[0]:.0f}, p50 {q[1]:.0f}, p95 {q[2]:.0f} px")
-    print(f"{'factor':>6}  {'anchor sizes (px)':<28} {'IoU<=0.5':>9} {'IoU<=0.4':>9} {'median best':>12}")
+    print(f"aspect ratios (w/h): {[round(r, 3) for r in args.aspect_ratios]}")
+    print(f"{'factor':>6}  {'class':<14} {'anchor sizes (px)':<28} {'IoU<=0.5':>9} {'IoU<=0.4':>9} {'median best':>12}")
+    classes = sorted(set(labels)) if args.per_class else []
     for factor in args.factors:
-        row = coverage(boxes, PriorConfig(scale_factor=factor), height, width)
-        print(f"{factor:>6g}  {str(row['sizes_px']):<28} {row['no_anchor_over_0.5_pct']:>8}% "
-              f"{row['no_anchor_over_0.4_pct']:>8}% {row['median_best_iou']:>12}")
+        config = PriorConfig(scale_factor=factor, aspect_ratios=tuple(args.aspect_ratios))
+        best = best_anchor_iou(boxes, config, height, width)
+        groups = [("all", best)] + [
+            (name, best[torch.tensor([label == name for label in labels])]) for name in classes]
+        for name, subset in groups:
+            row = summarise(subset, config)
+            print(f"{factor:>6g}  {name:<14} {str(row['sizes_px']):<28} {row['no_anchor_over_0.5_pct']:>8}% "
+                  f"{row['no_anchor_over_0.4_pct']:>8}% {row['median_best_iou']:>12}")
 
 
 if __name__ == "__main__":

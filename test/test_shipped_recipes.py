@@ -62,6 +62,7 @@ PROBES = RECIPES.parent / "probes"
         ("tdrnet_lite_clip30_synth", "tdrnet_lite_synth", {}, {("solver", "grad_clip"): 30.0}),
         ("tdrnet_lite_w2_clip20_synth", "tdrnet_lite_synth",
          {("backbone", "width_mult"): 2.0, ("reference_backbone", "width_mult"): 2.0}, {("solver", "grad_clip"): 20.0}),
+        ("tdrnet_lite_r384_synth", "tdrnet_lite_synth", {("input_size",): [384, 512]}, {}),
     ],
 )
 def test_a_probe_differs_from_its_shipped_baseline_only_where_it_says(probe, baseline, model_changes, recipe_changes):
@@ -79,9 +80,13 @@ def test_a_probe_differs_from_its_shipped_baseline_only_where_it_says(probe, bas
         k: v for k, v in expected_recipe.items() if k not in strip}
     probe_spec = load_model_spec(RECIPES.parents[1] / got.model if "/" in got.model else got.model).to_dict()
     expected = load_model_spec(base.model).to_dict()
-    for (section, key), value in model_changes.items():
-        assert probe_spec[section][key] == value and expected[section][key] != value
-        expected[section][key] = value
+    for path, value in model_changes.items():  # ("section", "key"), or ("key",) for a top-level field
+        *sections, key = path
+        got_part, expected_part = probe_spec, expected
+        for section in sections:
+            got_part, expected_part = got_part[section], expected_part[section]
+        assert got_part[key] == value and expected_part[key] != value
+        expected_part[key] = value
     assert {k: v for k, v in probe_spec.items() if k not in ("name", "description")} == {
         k: v for k, v in expected.items() if k not in ("name", "description")}
 
