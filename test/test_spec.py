@@ -89,6 +89,75 @@ def test_config_builds_and_runs_at_320(name):
             assert torch.isfinite(t).all()
 
 
+PROBE_DIR = CONFIG_DIR.parents[0] / "probes"
+
+
+def test_shipped_temporal_models_have_no_rd_neck():
+    """The neck is opt-in, so the shipped checkpoints' weights (saved without one) keep loading unchanged."""
+    for name in ("tdrnet_lite", "trnet_lite"):
+        model = build_model(name, NUM_CLASSES, pretrained_backbone=False)
+        assert model.rd.neck is None
+        assert not any(key.startswith("rd.neck.") for key in model.state_dict())
+
+
+@pytest.mark.parametrize("arch", ["tdrnet", "trnet"])
+def test_rd_neck_puts_tcbs_between_rd_backbone_and_head(arch):
+    cfg = _base_cfg(f"{arch}_lite")
+    cfg["head"] = dict(cfg.get("head") or {}, rd_neck_channels=48)
+    torch.manual_seed(0)
+    model = build_model(ModelSpec.from_dict(cfg), NUM_CLASSES, pretrained_backbone=False).eval()
+    assert model.rd.neck is not None and model.rd.neck.out_channels == (48, 48, 48, 48)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.rd.neck.modules())  # batch norm by default
+    x = torch.randn(1, 3, 320, 320)
+    with torch.no_grad():
+        refs = model.reference(x)
+        before = model.detect(x, refs)
+        assert before.loc.shape == (1, ANCHORS_320, 4) and before.conf.shape == (1, ANCHORS_320, NUM_CLASSES + 1)
+        # top-down context: the coarsest block's output reaches the finest level's predictions
+        for param in model.rd.neck.blocks[-1].parameters():
+            param.add_(0.5)
+        after = model.detect(x, refs)
+    finest = 3 * 40 * 40
+    assert not torch.allclose(before.conf[:, :finest], after.conf[:, :finest])
+    assert torch.equal(model.reference(x).arm_loc, refs.arm_loc)  # RG does not read RD's neck
+
+
+def test_probe_tdrnet_with_rd_neck_builds_runs_and_round_trips_a_checkpoint(tmp_path):
+    from underwater_detection.models.checkpoint import load_model, save_checkpoint
+
+    spec = load_model_spec(PROBE_DIR / "tdrnet_lite_tcb.yaml")
+    torch.manual_seed(0)
+    model = build_model(spec, NUM_CLASSES, pretrained_backbone=False).eval()
+    assert model.rd.neck.out_channels == (64,) * 4 and model.rd.deformable
+    x = torch.randn(1, 3, 320, 320)
+    with torch.no_grad():
+        out = model(x)
+    assert out.conf.shape == (1, ANCHORS_320, NUM_CLASSES + 1) and torch.isfinite(out.conf).all()
+    path = save_checkpoint(tmp_path / "tcb.pt", model, spec, ["a", "b", "c", "d"])
+    loaded, _ = load_model(path)  # the spec stored in the file rebuilds the neck
+    assert loaded.rd.neck is not None
+    with torch.no_grad():
+        assert torch.equal(loaded(x).conf, out.conf)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"rd_neck_channels": 0}, "rd_neck_channels must be a positive integer or null, got 0"),
+        ({"rd_neck_channels": -64}, "rd_neck_channels must be a positive integer or null, got -64"),
+        ({"rd_neck_channels": "64"}, "rd_neck_channels must be a positive integer or null, got '64'"),
+        ({"rd_neck_channels": True}, "rd_neck_channels must be a positive integer or null, got True"),
+        ({"rd_neck_channels": 64, "rd_neck_batch_norm": "yes"}, "rd_neck_batch_norm must be true or false, got 'yes'"),
+        ({"rd_neck_chanels": 64}, r"unknown head options \['rd_neck_chanels'\]"),
+    ],
+)
+def test_bad_rd_neck_options_are_clear_errors(options, message):
+    cfg = _base_cfg("tdrnet_lite")
+    cfg["head"] = dict(cfg["head"], **options)
+    with pytest.raises(ValueError, match=message):
+        build_model(ModelSpec.from_dict(cfg), NUM_CLASSES, pretrained_backbone=False)
+
+
 def test_with_input_size_non_square():
     spec = load_model_spec("refinedet_lite")
     tall = spec.with_input_size(512, 384)

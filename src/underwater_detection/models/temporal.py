@@ -4,7 +4,11 @@
   objectness and anchor offsets ``ar``; for TDRNet also the feature offsets ``Δp = W_fr * ar`` (Eq. 3).
 * RD: an SSD4s-structured network with its own backbone whose head is a plain convolution (TRNet) or the
   (multi-)deformable head fed with RG's ``Δp`` (TDRNet, Eq. 7). Its box offsets decode against the soft
-  refined anchors ``decode(e * ar, anchors)``.
+  refined anchors ``decode(e * ar, anchors)``. Optionally (``head.rd_neck_channels``, off by default and in the
+  paper) RD puts RefineDet's top-down transfer connection blocks between its backbone and its head, which makes
+  TDRNet's RD exactly DRNet's ODM path: on this project's benchmark the models whose detection head reads
+  backbone features directly (SSD4s, TRNet, TDRNet) all find sea cucumbers worst of the four classes, the two
+  with the TCB neck (RefineDet, DRNet) do not, so the neck is the measured difference worth probing.
 * The soft coefficient reaches TDRNet's features too: the paper defines the soft anchor offset ``ars = e * ar``
   and TDRNet derives its feature offsets from the anchor offsets, so ``Δp = W_fr * ars``. Computing ``Δp`` from
   the full ``ar`` while the anchors move by ``e * ar`` would sample features away from the anchors RD decodes
@@ -31,6 +35,7 @@ from ..ops.outputs import HeadOutputs, flatten_levels
 from ..ops.priors import check_input_size
 from .detectors import AnchorRefinementModule, _check_head_keys
 from .heads import ConvPredictor, DeformablePredictor, FeatureOffsetPredictor
+from .necks import TransferConnectionNeck
 from .spec import validate_soft_coefficient
 
 
@@ -108,12 +113,21 @@ class ReferenceGenerator(nn.Module):
 
 class RefinementDetector(nn.Module):
     def __init__(
-        self, backbone: nn.Module, num_classes: int, anchors_per_cell: int, deform_kernels: tuple[int, ...] | None
+        self,
+        backbone: nn.Module,
+        num_classes: int,
+        anchors_per_cell: int,
+        deform_kernels: tuple[int, ...] | None,
+        neck_channels: int | None = None,
+        neck_batch_norm: bool = True,
     ) -> None:
         super().__init__()
         self.backbone = backbone
         self.num_classes = num_classes
-        channels = backbone.out_channels
+        self.neck = (
+            TransferConnectionNeck(backbone.out_channels, neck_channels, neck_batch_norm) if neck_channels else None
+        )
+        channels = backbone.out_channels if self.neck is None else self.neck.out_channels
         if deform_kernels:
             self.head: nn.Module = DeformablePredictor(channels, anchors_per_cell, (4, num_classes + 1), deform_kernels)
             self.deformable = True
@@ -125,6 +139,8 @@ class RefinementDetector(nn.Module):
     def forward(self, x: torch.Tensor, refs: References) -> tuple[torch.Tensor, torch.Tensor]:
         _check_image(x)
         feats = list(self.backbone(x))
+        if self.neck is not None:
+            feats = self.neck(feats)
         if self.deformable:
             if refs.offsets is None:
                 raise ValueError("TDRNet's refinement detector needs feature offsets from its reference generator")
@@ -146,6 +162,8 @@ class TemporalRefinementNet(nn.Module):
         deform_kernels: tuple[int, ...] | list[int] | None = None,
         naf_threshold: float | None = None,
         architecture: str = "tdrnet",
+        rd_neck_channels: int | None = None,
+        rd_neck_batch_norm: bool = True,
     ) -> None:
         super().__init__()
         if num_classes < 1:
@@ -155,12 +173,20 @@ class TemporalRefinementNet(nn.Module):
             raise ValueError(f"{architecture}: deform_kernels must be odd sizes >= 1, got {deform_kernels}")
         if tuple(backbone.strides) != tuple(reference_backbone.strides):
             raise ValueError(f"{architecture}: RG and RD backbones must share strides")
+        if rd_neck_channels is not None and (
+            isinstance(rd_neck_channels, bool) or not isinstance(rd_neck_channels, int) or rd_neck_channels < 1
+        ):
+            raise ValueError(f"{architecture}: rd_neck_channels must be a positive integer or null, got {rd_neck_channels!r}")
+        if not isinstance(rd_neck_batch_norm, bool):
+            raise ValueError(f"{architecture}: rd_neck_batch_norm must be true or false, got {rd_neck_batch_norm!r}")
         self.num_classes = num_classes
         self.anchors_per_cell = anchors_per_cell
         self.naf_threshold = naf_threshold
         # Like DRNet's ARM: objectness only when negative anchor filtering uses it.
         self.rg = ReferenceGenerator(reference_backbone, anchors_per_cell, kernels or None, naf_threshold is not None)
-        self.rd = RefinementDetector(backbone, num_classes, anchors_per_cell, kernels or None)
+        self.rd = RefinementDetector(
+            backbone, num_classes, anchors_per_cell, kernels or None, rd_neck_channels, rd_neck_batch_norm
+        )
 
     @property
     def backbone(self) -> nn.Module:
@@ -180,7 +206,7 @@ class TemporalRefinementNet(nn.Module):
         return self.detect(x, self.reference(x, soft_coefficient))
 
 
-TEMPORAL_HEAD_KEYS = {"deform_kernels", "naf_threshold"}
+TEMPORAL_HEAD_KEYS = {"deform_kernels", "naf_threshold", "rd_neck_channels", "rd_neck_batch_norm"}
 
 
 def build_temporal(
