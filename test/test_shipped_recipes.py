@@ -108,3 +108,22 @@ def test_a_continuation_probe_is_the_shipped_last_cycle_run_again_from_the_cycle
         k: v for k, v in base.to_dict().items() if k not in strip}
     assert sorted(got.init.modules) == sorted(base.init.modules) and not any(
         got.init.frozen(m) for m in got.init.modules)
+
+
+def test_the_tcb_probe_chain_is_the_shipped_tdrnet_chain_with_only_the_model_changed():
+    """The TCB probe's third cycle is compared with the shipped tdrnet_lite, so each of its cycles must be the
+    shipped cycle's recipe with only the model swapped (and its own start point and output folder)."""
+    names = ("tdrnet_lite_tcb_synth", "tdrnet_lite_tcb_synth_cycle2", "tdrnet_lite_tcb_synth_cycle3")
+    probes = [load_train_config(PROBES / f"{name}.yaml") for name in names]
+    strip = ("name", "model", "output_dir", "description", "init")
+    for position, (got, base) in enumerate(zip(probes, chain("tdrnet_lite"))):
+        assert got.name == names[position] and Path(got.output_dir) == Path("runs") / got.name
+        assert got.model == "config/probes/tdrnet_lite_tcb.yaml"
+        assert {k: v for k, v in got.to_dict().items() if k not in strip} == {
+            k: v for k, v in base.to_dict().items() if k not in strip}
+        if position == 0:
+            assert got.init is None and base.init is None
+        else:
+            assert Path(got.init.checkpoint) == Path(probes[position - 1].output_dir) / "model.pt"
+            assert sorted(got.init.modules) == sorted(base.init.modules) and not any(
+                got.init.frozen(m) for m in got.init.modules)
