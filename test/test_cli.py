@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from underwater_detection.models.checkpoint import CheckpointError, save_checkpoint
 from underwater_detection.models.registry import build_model
@@ -105,6 +106,28 @@ def test_bench_models_temporal_rows_have_k_and_ratio_to_drnet(tmp_path):
         assert r["speedup_vs_drnet"] == pytest.approx(drnet / r["forward_ms_median"])
         assert 0 < r["reference_ms"] and 0 < r["refinement_ms"]
     assert "trnet_lite k=4" in proc.stdout
+
+
+def test_bench_models_times_a_probe_config_by_path_against_its_familys_drnet(tmp_path):
+    out = tmp_path / "rows.json"
+    probe = Path(__file__).resolve().parents[1] / "config" / "probes" / "tdrnet_lite_tcb.yaml"
+    proc = uwdet(
+        "bench-models", "--models", "--backbones", "--temporal", str(probe), "-k", "4", "--repeats", "2",
+        "--warmup", "0", "--size", "128", "--threads", "1", "--sequence-length", "4", "--json", str(out),
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["name"], r["key_interval"]) for r in rows] == [("drnet_lite", None), ("tdrnet_lite_tcb", 4)]
+
+
+def test_bench_models_temporal_config_without_a_drnet_family_is_a_clear_error(tmp_path):
+    spec = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "models" / "tdrnet_lite.yaml").read_text())
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(dict(spec, name="mine")))
+    assert_one_line_error(
+        uwdet("bench-models", "--models", "--backbones", "--temporal", str(path), "--size", "128"),
+        "no per-frame DRNet config to compare 'mine' with",
+    )
 
 
 def test_bench_models_rejects_bad_size():

@@ -31,7 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..models.backbones import build_backbone
 from ..models.registry import build_model
-from ..models.spec import load_model_spec
+from ..models.spec import available_model_specs, load_model_spec
 from .runtime import configure_cpu_runtime
 
 DEFAULT_MODELS = (
@@ -151,8 +151,16 @@ def bench_temporal(
 
 
 def _drnet_for(name: str) -> str:
-    """The per-frame DRNet with the same backbone family as a temporal config (``tdrnet_lite`` -> ``drnet_lite``)."""
-    return "drnet_" + name.split("_", 1)[1]
+    """The per-frame DRNet with the same backbone family as a temporal config (``tdrnet_lite`` -> ``drnet_lite``,
+    and a probe such as ``tdrnet_lite_tcb`` -> ``drnet_lite`` too), so the ratio compares like with like."""
+    parts = name.split("_")
+    drnet = "drnet_" + parts[1] if len(parts) > 1 else ""
+    if drnet not in available_model_specs():
+        raise ValueError(
+            f"no per-frame DRNet config to compare '{name}' with (looked for '{drnet or 'drnet_<family>'}'); "
+            "name a temporal config <arch>_<backbone family>[_...], e.g. tdrnet_lite_tcb"
+        )
+    return drnet
 
 
 def run_benchmark(
@@ -183,10 +191,10 @@ def run_benchmark(
     for name in temporal:
         if progress:
             progress(f"temporal {name}")
-        spec = load_model_spec(name).with_input_size(*size)
+        spec = load_model_spec(name).with_input_size(*size)  # a name or a YAML path (probe configs)
         if not spec.is_temporal:
             raise ValueError(f"'{name}' is not a temporal (trnet/tdrnet) model config")
-        drnet = _drnet_for(name)
+        drnet = _drnet_for(spec.name)
         if drnet not in by_name:  # the ratio is only meaningful within one run
             if progress:
                 progress(f"model {drnet} (reference for {name})")
@@ -194,7 +202,7 @@ def run_benchmark(
             by_name[drnet] = bench_module(drnet, "model", build_model(ref_spec, num_classes, False), size, warmup, repeats)
             rows.append(by_name[drnet])
         model = build_model(spec, num_classes, pretrained_backbone=False)
-        for row in bench_temporal(name, model, size, key_intervals, warmup, repeats, sequence_length):
+        for row in bench_temporal(spec.name, model, size, key_intervals, warmup, repeats, sequence_length):
             row.speedup_vs_drnet = by_name[drnet].forward_ms_median / row.forward_ms_median
             rows.append(row)
     for name in backbones:
