@@ -39,7 +39,8 @@ def _write(tmp_path: Path, cfg: dict, name: str = "custom.yaml") -> Path:
 def test_shipped_configs_are_all_listed():
     static = {f"{a}_{b}" for a in ARCHITECTURES for b in ("lite", "effnet", "vgg16")}
     temporal = {f"{a}_{b}" for a in ("trnet", "tdrnet") for b in ("lite", "effnet", "vgg16")}
-    assert static | temporal == set(CONFIG_NAMES)
+    variants = {"tdrnet_lite_tcb"}  # the paper's TDRNet with RefineDet's TCB neck before RD's head
+    assert static | temporal | variants == set(CONFIG_NAMES)
     assert set(CONFIG_NAMES) <= set(available_model_specs())
 
 
@@ -89,7 +90,6 @@ def test_config_builds_and_runs_at_320(name):
             assert torch.isfinite(t).all()
 
 
-PROBE_DIR = CONFIG_DIR.parents[0] / "probes"
 
 
 def test_shipped_temporal_models_have_no_rd_neck():
@@ -122,10 +122,10 @@ def test_rd_neck_puts_tcbs_between_rd_backbone_and_head(arch):
     assert torch.equal(model.reference(x).arm_loc, refs.arm_loc)  # RG does not read RD's neck
 
 
-def test_probe_tdrnet_with_rd_neck_builds_runs_and_round_trips_a_checkpoint(tmp_path):
+def test_tdrnet_with_rd_neck_builds_runs_and_round_trips_a_checkpoint(tmp_path):
     from underwater_detection.models.checkpoint import load_model, save_checkpoint
 
-    spec = load_model_spec(PROBE_DIR / "tdrnet_lite_tcb.yaml")
+    spec = load_model_spec("tdrnet_lite_tcb")
     torch.manual_seed(0)
     model = build_model(spec, NUM_CLASSES, pretrained_backbone=False).eval()
     assert model.rd.neck.out_channels == (64,) * 4 and model.rd.deformable

@@ -266,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="*", default=None, help="model config names (default: all shipped)")
     p.add_argument("--backbones", nargs="*", default=None, help="backbone names (default: all)")
     p.add_argument("--temporal", nargs="*", default=None,
-                   help="TRNet/TDRNet configs (names or YAML paths, e.g. config/probes/tdrnet_lite_tcb.yaml) timed "
+                   help="TRNet/TDRNet configs (names or YAML paths, e.g. config/probes/tdrnet_lite_w2.yaml) timed "
                         "over a sequence (default: trnet_lite tdrnet_lite)")
     p.add_argument("-k", nargs="+", type=positive_int, default=[1, 2, 4, 8], help="key-frame intervals (default 1 2 4 8)")
     p.add_argument("--sequence-length", type=positive_int, default=24, help="frames per timed sequence")
