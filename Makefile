@@ -20,7 +20,7 @@ test: setup
 	$(PY) -m pytest -m "not slow"
 
 # End-to-end demo over DDS (synthetic bag -> detector + grasp-target nodes -> recorder): metrics, out/demo/demo.mp4,
-# out/demo/summary.png. Uses models/tdrnet_lite.pt if it exists, else random weights (said loudly).
+# out/demo/summary.png. Uses models/tdrnet_lite_tcb.pt (models.shipped.VEHICLE_MODEL) if it exists, else random weights (said loudly).
 demo: setup
 	$(VENV)/bin/uwdet demo --out out/demo
 
@@ -44,7 +44,7 @@ $(SYNTH)/val/annotations.json:
 $(SYNTH)/test/annotations.json:
 	$(VENV)/bin/uwdet synth --out $(SYNTH)/test --split test --workers 2 --overwrite
 
-# `make train-shipped`: train (or resume) all five shipped models, three cycles each, and copy them to models/ (~9 h on 2 cores).
+# `make train-shipped`: train (or resume) all six shipped models, three cycles each, and copy them to models/ (~11 h on 2 cores).
 train-shipped: data-synth
 	scripts/train_shipped_models.sh
 

@@ -7,7 +7,7 @@
 # from is skipped; an older one (its start point was retrained since) is moved aside to runs/RECIPE.stale-TIME
 # and retrained, so a retrained cycle 1 also retrains the cycles after it. An interrupted recipe resumes from
 # runs/RECIPE/train_state.pt. To retrain a model from scratch, delete runs/NAME_synth.
-#   scripts/train_shipped_models.sh                 # all five, ~9 h on 2 quiet CPU cores
+#   scripts/train_shipped_models.sh                 # all six (models.shipped.SHIPPED_MODELS), ~11 h on 2 quiet CPU cores
 #   scripts/train_shipped_models.sh ssd4s_lite      # just one
 #   SHIP=0 scripts/train_shipped_models.sh ...      # train, but leave models/ alone
 set -euo pipefail
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 SHIP=${SHIP:-1}
 MODELS=("$@")
-[ ${#MODELS[@]} -gt 0 ] || MODELS=(tdrnet_lite trnet_lite ssd4s_lite refinedet_lite drnet_lite)
+[ ${#MODELS[@]} -gt 0 ] || MODELS=(tdrnet_lite trnet_lite ssd4s_lite refinedet_lite drnet_lite tdrnet_lite_tcb)
 mkdir -p runs/logs models
 init_checkpoint() {  # the recipe's init.checkpoint (empty without one), read by the trainer's own config loader
   "$VENV/bin/python" -c 'import sys; from underwater_detection.engine.train_config import load_train_config

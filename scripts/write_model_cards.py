@@ -16,9 +16,10 @@ from pathlib import Path
 
 from underwater_detection.engine.train_config import InitConfig
 from underwater_detection.models.checkpoint import Checkpoint, load_model, read_checkpoint, save_checkpoint
+from underwater_detection.models.shipped import SHIPPED_MODELS, VEHICLE_MODEL
 
 REPO = Path(__file__).resolve().parents[1]
-ORDER = ("tdrnet_lite", "trnet_lite", "ssd4s_lite", "refinedet_lite", "drnet_lite")
+ORDER = (VEHICLE_MODEL, *(name for name in SHIPPED_MODELS if name != VEHICLE_MODEL))  # the vehicle's model first
 
 
 def metrics_for(rows: list[dict], model: str) -> dict:

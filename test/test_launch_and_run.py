@@ -18,6 +18,7 @@ import pytest
 import setuptools
 
 from underwater_detection.models.random_weights import write_random_checkpoint
+from underwater_detection.models.shipped import DEFAULT_CHECKPOINT
 from underwater_detection.ros.node_runner import LAUNCH_ARGUMENTS, RunOptions, node_commands
 
 from ros_process_utils import RosProcess, TestPeer, fresh_domain_id, ros_env, uwdet, wait_until
@@ -118,10 +119,10 @@ def test_uwdet_demo_end_to_end(tmp_path):
         assert demo.wait(timeout=240) == 0, demo.log()
     log = demo.log()
     # the shipped TDRNet when it exists, else random weights said loudly -- never one mistaken for the other
-    shipped = (REPO / "models" / "tdrnet_lite.pt").exists()
+    shipped = (REPO / DEFAULT_CHECKPOINT).exists()
     assert ("UNTRAINED WEIGHTS" in log) == (not shipped), log
     if shipped:
-        assert "(models/tdrnet_lite.pt)" in log, log
+        assert f"({DEFAULT_CHECKPOINT})" in log, log
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == 16 and summary["processed"] + summary["dropped"] == 16
     assert summary["processed"] >= 8, log

@@ -7,10 +7,11 @@ import pytest
 
 from underwater_detection.engine.train_config import load_train_config
 from underwater_detection.models.registry import build_model
+from underwater_detection.models.shipped import SHIPPED_MODELS, VEHICLE_MODEL
 from underwater_detection.models.spec import load_model_spec
 
 RECIPES = Path(__file__).resolve().parents[1] / "config" / "train"
-SHIPPED = ("tdrnet_lite", "trnet_lite", "ssd4s_lite", "refinedet_lite", "drnet_lite", "tdrnet_lite_tcb")
+SHIPPED = SHIPPED_MODELS
 
 
 def chain(name: str):
@@ -32,6 +33,16 @@ def test_each_cycle_continues_the_previous_one_with_every_module(name):
     for cycle in (first, *later):
         assert not (cycle.init and Path(cycle.init.checkpoint).parts[0] == "models"), cycle.name
         assert Path(cycle.output_dir).parts[0] == "runs"
+
+
+def test_the_training_script_trains_every_shipped_model_and_tdrnet_before_trnet():
+    """scripts/train_shipped_models.sh keeps its own list (TRNet's first cycle needs TDRNet's last), so it must
+    name exactly the shipped models, in an order that trains tdrnet_lite first."""
+    script = (RECIPES.parents[1] / "scripts" / "train_shipped_models.sh").read_text()
+    line = next(l for l in script.splitlines() if "|| MODELS=(" in l)
+    names = line.split("MODELS=(", 1)[1].rstrip(")").split()
+    assert sorted(names) == sorted(SHIPPED_MODELS) and len(names) == len(set(names))
+    assert names.index("tdrnet_lite") < names.index("trnet_lite") and VEHICLE_MODEL in names
 
 
 def test_trnet_starts_from_tdrnets_last_cycle_with_its_rg_frozen():

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from ..cli_types import positive_int
+from ..models.shipped import DEFAULT_CHECKPOINT, VEHICLE_MODEL
 
-DEFAULT_MODEL = Path("models/tdrnet_lite.pt")
+DEFAULT_MODEL = Path(DEFAULT_CHECKPOINT)
 
 
 def _user_error(message: str) -> Exception:
@@ -30,8 +31,9 @@ def _positive_float(text: str) -> float:
 
 def check_model_path(path: Path) -> Path:
     if not path.is_file():
-        hint = (" No trained weights ship yet: train one (make train-tdrnet_lite_synth) or pass --model with any "
-                "checkpoint (a random-weights one is written by `make demo` to out/demo/untrained_tdrnet_lite.pt)"
+        hint = (f" No trained weights ship yet: train one (scripts/train_shipped_models.sh {VEHICLE_MODEL}) or pass "
+                f"--model with any checkpoint (a random-weights one is written by `make demo` to "
+                f"out/demo/untrained_{VEHICLE_MODEL}.pt)"
                 if path == DEFAULT_MODEL else "")
         raise _user_error(f"checkpoint not found: {path}.{hint}")
     return path

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 
 from ..cli_types import positive_int
+from ..models.shipped import DEFAULT_CHECKPOINT
 from .node_runner import LAUNCH_ARGUMENTS
 
 
@@ -55,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="end-to-end demo over DDS: synthetic bag -> nodes -> metrics, video, PNG")
     p.add_argument("--out", default="out/demo", help="output folder (default out/demo; replaced)")
     p.add_argument("--model", default=None,
-                   help="checkpoint (default models/tdrnet_lite.pt, else a random-weights one, said loudly)")
+                   help=f"checkpoint (default {DEFAULT_CHECKPOINT}, else a random-weights one, said loudly)")
     p.add_argument("--frames", type=positive_int, default=60, help="frames of the synthetic bag (10 fps)")
     p.add_argument("--size", default="512x384", help="frame size WxH")
     p.add_argument("--preset", default="clear", choices=("clear", "turbid", "dark"), help="water preset")

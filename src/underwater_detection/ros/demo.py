@@ -1,8 +1,9 @@
 """``uwdet demo`` (``make demo``): the whole system on a synthetic dive, over real DDS, in a few minutes.
 
 1. synthesise a short underwater bag (``uwdet synth``: camera images, CameraInfo, ground truth + COCO file);
-2. take ``models/tdrnet_lite.pt``, or -- before trained weights ship -- write a random-weights checkpoint and
-   say so loudly (every figure is then meaningless, only the plumbing is shown);
+2. take the vehicle model (``models/tdrnet_lite_tcb.pt``, named in ``models.shipped``), or -- before trained
+   weights ship -- write a random-weights checkpoint and say so loudly (every figure is then meaningless, only
+   the plumbing is shown);
 3. start the detector node and the grasp-target node (the same command lines as ``uwdet run``), a recorder
    (``uwdet bag-record``) and the player (``uwdet bag-play``) as separate processes on a fresh
    ``ROS_DOMAIN_ID`` with localhost-only discovery;
@@ -23,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..models.shipped import DEFAULT_CHECKPOINT, VEHICLE_MODEL
 from .node_runner import NodeGroup, RunOptions, node_commands
 
 MARKER = ".uwdet-demo"
@@ -33,7 +35,7 @@ GRASP = "/grasp_target_node"
 RECORDED_TOPICS = (DETECTIONS, "/detector_node/label_info", f"{GRASP}/target", f"{GRASP}/target_point",
                    f"{GRASP}/target_bearing", f"{GRASP}/target_active", "/diagnostics")
 READY_TOPICS = RECORDED_TOPICS[:-1]  # /diagnostics appears a second after activation; not worth waiting for
-DEFAULT_MODEL = Path("models/tdrnet_lite.pt")
+DEFAULT_MODEL = Path(DEFAULT_CHECKPOINT)
 UNTRAINED_GRASP_MIN_SCORE = 0.3  # = the detector's default score threshold
 
 
@@ -78,13 +80,13 @@ def _resolve_model(args: argparse.Namespace, out: Path) -> tuple[Path, bool]:
     elif DEFAULT_MODEL.is_file():
         path = DEFAULT_MODEL
     else:
-        path = write_random_checkpoint(out / "untrained_tdrnet_lite.pt", "tdrnet_lite", spread_scores=30.0)
+        path = write_random_checkpoint(out / f"untrained_{VEHICLE_MODEL}.pt", VEHICLE_MODEL, spread_scores=30.0)
     untrained = is_untrained(read_checkpoint(path).provenance)
     if untrained:
         _banner([f"UNTRAINED WEIGHTS: {path} holds random weights"
                  + ("" if args.model or DEFAULT_MODEL.is_file() else f" ({DEFAULT_MODEL} does not exist yet)"),
                  "Every accuracy figure below is meaningless; the demo shows the plumbing only",
-                 "(DDS, nodes, timing, target selection). Train a model (make train-tdrnet_lite_synth) and",
+                 f"(DDS, nodes, timing, target selection). Train a model (scripts/train_shipped_models.sh {VEHICLE_MODEL}) and",
                  f"copy it to {DEFAULT_MODEL}, or pass --model."])
     return path, untrained
 

@@ -1,7 +1,7 @@
 """``detector_node``: a lifecycle node around ``engine.TemporalDetector``.
 
     ros2 run underwater_detection detector_node --ros-args --params-file config/detector.yaml
-    python -m underwater_detection.ros.detector_node --ros-args -p model_path:=models/tdrnet_lite.pt
+    python -m underwater_detection.ros.detector_node --ros-args -p model_path:=models/tdrnet_lite_tcb.pt
 
 Lifecycle (``autostart: true`` runs configure + activate at start-up):
 
@@ -88,7 +88,7 @@ def resolve_model_path(text: str) -> Path:
             return candidate
     raise ConfigureError(
         f"model file not found: {text!r} (looked in: {', '.join(str(c) for c in candidates)}). Set the "
-        "model_path parameter to a checkpoint; trained models go to models/ (e.g. make train-tdrnet_lite_synth), "
+        "model_path parameter to a checkpoint; trained models go to models/ (scripts/train_shipped_models.sh), "
         "and `make demo` writes a random-weights one to out/demo/ for trying the pipeline"
     )
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
+from ..models.shipped import DEFAULT_CHECKPOINT
 from ..models.spec import validate_key_interval, validate_soft_coefficient
 from .qos import RELIABILITY_CHOICES
 
@@ -65,7 +66,7 @@ class ParamSpec:
 PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("autostart", True, "configure and activate on start-up (false: wait for lifecycle transitions)",
               STARTUP),
-    ParamSpec("model_path", "models/tdrnet_lite.pt",
+    ParamSpec("model_path", DEFAULT_CHECKPOINT,
               "checkpoint file (absolute, or relative to the working directory or the package's share dir)",
               CONFIGURE),
     ParamSpec("device", "auto", f"inference device: {DEVICE_HINT}", CONFIGURE),

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from ..models.shipped import DEFAULT_CHECKPOINT
+
 PACKAGE = "underwater_detection"
 DETECTOR_MODULE = "underwater_detection.ros.detector_node"
 GRASP_MODULE = "underwater_detection.ros.grasp_target_node"
@@ -30,7 +32,7 @@ STOP_TIMEOUT_S = 10.0
 
 # The launch arguments (launch/underwater_detection.launch.py declares the same names and defaults).
 LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
-    "model": ("models/tdrnet_lite.pt", "checkpoint file for the detector"),
+    "model": (DEFAULT_CHECKPOINT, "checkpoint file for the detector"),
     "image_topic": ("/camera/image_raw", "camera topic (with compressed:=true, <image_topic>/compressed)"),
     "camera_info_topic": ("/camera/camera_info", "the camera's sensor_msgs/CameraInfo (grasp-target bearing)"),
     "compressed": ("false", "subscribe to sensor_msgs/CompressedImage instead of sensor_msgs/Image"),
