@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Train (or resume) every shipped model's recipe and copy each finished model to models/.
 # A shipped model is three 2000-iteration cycles (6000 x 16 images): NAME_synth, then NAME_synth_cycle2 and
-# NAME_synth_cycle3, each starting from the previous cycle's runs/.../model.pt. TDRNet comes first: TRNet's
-# recipes take their frozen reference generator from TDRNet's third cycle.
+# NAME_synth_cycle3, each starting from the previous cycle's runs/.../model.pt. tdrnet_lite comes first: TRNet's
+# recipes take their frozen reference generator from tdrnet_lite's third cycle.
 # Safe to re-run: a recipe whose runs/RECIPE/model.pt exists and is newer than the checkpoint its recipe starts
 # from is skipped; an older one (its start point was retrained since) is moved aside to runs/RECIPE.stale-TIME
 # and retrained, so a retrained cycle 1 also retrains the cycles after it. An interrupted recipe resumes from

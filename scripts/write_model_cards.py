@@ -16,10 +16,11 @@ from pathlib import Path
 
 from underwater_detection.engine.train_config import InitConfig
 from underwater_detection.models.checkpoint import Checkpoint, load_model, read_checkpoint, save_checkpoint
-from underwater_detection.models.shipped import SHIPPED_MODELS, VEHICLE_MODEL
+from underwater_detection.models.shipped import PAPER_TDRNET, SHIPPED_MODELS, VEHICLE_MODEL
 
 REPO = Path(__file__).resolve().parents[1]
-ORDER = (VEHICLE_MODEL, *(name for name in SHIPPED_MODELS if name != VEHICLE_MODEL))  # the vehicle's model first
+# The vehicle's model first, then the paper's TDRNet before the TRNet whose card names it as its RG's source.
+ORDER = (VEHICLE_MODEL, PAPER_TDRNET, *(name for name in SHIPPED_MODELS if name not in (VEHICLE_MODEL, PAPER_TDRNET)))
 
 
 def metrics_for(rows: list[dict], model: str) -> dict:

@@ -110,14 +110,14 @@ def test_bench_models_temporal_rows_have_k_and_ratio_to_drnet(tmp_path):
 
 def test_bench_models_times_a_probe_config_by_path_against_its_familys_drnet(tmp_path):
     out = tmp_path / "rows.json"
-    probe = Path(__file__).resolve().parents[1] / "config" / "models" / "tdrnet_lite_tcb.yaml"
+    probe = Path(__file__).resolve().parents[1] / "config" / "probes" / "tdrnet_lite_a3.yaml"  # not a config name
     proc = uwdet(
         "bench-models", "--models", "--backbones", "--temporal", str(probe), "-k", "4", "--repeats", "2",
         "--warmup", "0", "--size", "128", "--threads", "1", "--sequence-length", "4", "--json", str(out),
     )
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(out.read_text())["rows"]
-    assert [(r["name"], r["key_interval"]) for r in rows] == [("drnet_lite", None), ("tdrnet_lite_tcb", 4)]
+    assert [(r["name"], r["key_interval"]) for r in rows] == [("drnet_lite", None), ("tdrnet_lite_a3", 4)]
 
 
 def test_bench_models_temporal_config_without_a_drnet_family_is_a_clear_error(tmp_path):

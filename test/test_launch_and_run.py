@@ -118,7 +118,7 @@ def test_uwdet_demo_end_to_end(tmp_path):
     with RosProcess(args, ros_env(fresh_domain_id()), tmp_path / "demo.log", cwd=REPO) as demo:
         assert demo.wait(timeout=240) == 0, demo.log()
     log = demo.log()
-    # the shipped TDRNet when it exists, else random weights said loudly -- never one mistaken for the other
+    # the vehicle model when it exists, else random weights said loudly -- never one mistaken for the other
     shipped = (REPO / DEFAULT_CHECKPOINT).exists()
     assert ("UNTRAINED WEIGHTS" in log) == (not shipped), log
     if shipped:

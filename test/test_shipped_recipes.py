@@ -130,6 +130,7 @@ def test_the_tcb_chain_is_the_tdrnet_chain_with_only_the_rd_neck_added():
     tcb, plain = load_model_spec("tdrnet_lite_tcb").to_dict(), load_model_spec("tdrnet_lite").to_dict()
     assert (tcb["head"].pop("rd_neck_channels"), tcb["head"].pop("rd_neck_batch_norm")) == (64, True)
     assert plain["head"].get("rd_neck_channels") is None
-    plain["head"].pop("rd_neck_channels", None), plain["head"].pop("rd_neck_batch_norm", None)
+    for key in ("rd_neck_channels", "rd_neck_batch_norm"):
+        plain["head"].pop(key, None)
     assert {k: v for k, v in tcb.items() if k not in ("name", "description")} == {
         k: v for k, v in plain.items() if k not in ("name", "description")}

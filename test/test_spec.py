@@ -90,10 +90,9 @@ def test_config_builds_and_runs_at_320(name):
             assert torch.isfinite(t).all()
 
 
-
-
-def test_shipped_temporal_models_have_no_rd_neck():
-    """The neck is opt-in, so the shipped checkpoints' weights (saved without one) keep loading unchanged."""
+def test_paper_temporal_models_have_no_rd_neck():
+    """The neck is opt-in (the paper's RD has none), so tdrnet_lite / trnet_lite checkpoints, saved without one,
+    keep loading unchanged."""
     for name in ("tdrnet_lite", "trnet_lite"):
         model = build_model(name, NUM_CLASSES, pretrained_backbone=False)
         assert model.rd.neck is None

@@ -31,9 +31,8 @@ def _positive_float(text: str) -> float:
 
 def check_model_path(path: Path) -> Path:
     if not path.is_file():
-        hint = (f" No trained weights ship yet: train one (scripts/train_shipped_models.sh {VEHICLE_MODEL}) or pass "
-                f"--model with any checkpoint (a random-weights one is written by `make demo` to "
-                f"out/demo/untrained_{VEHICLE_MODEL}.pt)"
+        hint = (f" That is the default vehicle model ({VEHICLE_MODEL}): pass --model with another checkpoint (e.g. "
+                f"one of models/*.pt), or train it (scripts/train_shipped_models.sh {VEHICLE_MODEL})"
                 if path == DEFAULT_MODEL else "")
         raise _user_error(f"checkpoint not found: {path}.{hint}")
     return path

@@ -152,7 +152,7 @@ def bench_temporal(
 
 def _drnet_for(name: str) -> str:
     """The per-frame DRNet with the same backbone family as a temporal config (``tdrnet_lite`` -> ``drnet_lite``,
-    and a probe such as ``tdrnet_lite_tcb`` -> ``drnet_lite`` too), so the ratio compares like with like."""
+    and a variant such as ``tdrnet_lite_tcb`` -> ``drnet_lite`` too), so the ratio compares like with like."""
     parts = name.split("_")
     drnet = "drnet_" + parts[1] if len(parts) > 1 else ""
     if drnet not in available_model_specs():

@@ -1,8 +1,9 @@
 """The checkpoints this project ships in ``models/``, named in one place.
 
-``uwdet results`` evaluates them, ``scripts/write_model_cards.py`` writes their cards,
-``scripts/train_shipped_models.sh`` trains them, and the ROS node, ``uwdet run``, ``uwdet demo`` and the launch
-file load :data:`VEHICLE_MODEL` by default. Keeping the list here means adding a model is one edit, not five.
+``uwdet results`` evaluates them and ``scripts/write_model_cards.py`` writes their cards; the ROS node's
+parameters, ``uwdet run``, ``uwdet demo`` and ``uwdet bag-eval`` load :data:`DEFAULT_CHECKPOINT` by default. Files
+that cannot import Python keep their own copy, held to this one by tests: ``scripts/train_shipped_models.sh``
+(``test_shipped_recipes.py``), ``config/detector.yaml`` and the launch file (``test/ros``, ``test_launch_and_run.py``).
 """
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from __future__ import annotations
 SHIPPED_MODELS: tuple[str, ...] = (
     "ssd4s_lite", "refinedet_lite", "drnet_lite", "trnet_lite", "tdrnet_lite", "tdrnet_lite_tcb",
 )
+
+# The paper's TDRNet: the paper's claims in ``uwdet results`` are checked on it (TRNet shares its RG).
+PAPER_TDRNET = "tdrnet_lite"
 
 # What runs on the vehicle unless a launch argument or parameter names another file: the most accurate shipped
 # TDRNet that is still CPU real time (README "Results").

@@ -86,8 +86,8 @@ def _resolve_model(args: argparse.Namespace, out: Path) -> tuple[Path, bool]:
         _banner([f"UNTRAINED WEIGHTS: {path} holds random weights"
                  + ("" if args.model or DEFAULT_MODEL.is_file() else f" ({DEFAULT_MODEL} does not exist yet)"),
                  "Every accuracy figure below is meaningless; the demo shows the plumbing only",
-                 f"(DDS, nodes, timing, target selection). Train a model (scripts/train_shipped_models.sh {VEHICLE_MODEL}) and",
-                 f"copy it to {DEFAULT_MODEL}, or pass --model."])
+                 "(DDS, nodes, timing, target selection). Pass --model with a trained checkpoint (models/*.pt),",
+                 f"or train {VEHICLE_MODEL} (scripts/train_shipped_models.sh {VEHICLE_MODEL})."])
     return path, untrained
 
 
