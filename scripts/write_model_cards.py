@@ -34,6 +34,15 @@ def metrics_for(rows: list[dict], model: str) -> dict:
     return out
 
 
+def embedded_metrics(ckpt: Checkpoint) -> tuple[dict, dict]:
+    """The metrics an earlier run wrote into the checkpoint, for a model the given results file does not cover:
+    `uwdet results --models A B` then updates A's and B's cards and keeps the others' measured figures."""
+    stored = dict(ckpt.metrics)
+    meta = {"data": stored.pop("test_split", "?"),
+            "command": stored.pop("command", None) or "an earlier `uwdet results` run, stored in the checkpoint"}
+    return {key: m for key, m in stored.items() if isinstance(m, dict) and "voc_map50" in m}, meta
+
+
 def training_cycles(path: Path, ckpt: Checkpoint) -> tuple[list[dict], str | None]:
     """The provenance of every training cycle that led to ``ckpt`` (read from ``path``), first cycle first.
 
@@ -102,7 +111,9 @@ def card(path: Path, ckpt: Checkpoint, metrics: dict, results_meta: dict) -> str
             f"{c.get('seed', '?')} | {float(c.get('wall_time_s', 0)) / 60:.0f} min | {str(c.get('git_commit', '?'))[:10]} |"
         )
     if metrics:
-        lines += ["", f"Test split ({results_meta.get('data', '?')}), `{results_meta.get('command', 'uwdet results')}`:", "",
+        command = results_meta.get("command", "uwdet results")
+        shown = command if command.startswith("an earlier") else f"`{command}`"
+        lines += ["", f"Test split ({results_meta.get('data', '?')}), {shown}:", "",
                   "| setting | mAP@0.5 | COCO AP | AP50 | forward FPS |", "|---|---|---|---|---|"]
         for key, m in metrics.items():
             lines.append(f"| {key} | {100 * m['voc_map50']:.1f} | {100 * m['coco_ap']:.1f} | "
@@ -125,10 +136,14 @@ def main() -> int:
     for path in paths:
         model, ckpt = load_model(path, "cpu")  # one read per file: the card and the re-save both use it
         metrics = metrics_for(results["rows"], ckpt.spec.name)
-        if metrics and not args.no_embed:
-            save_checkpoint(path, model, ckpt.spec, ckpt.class_names, provenance=ckpt.provenance,
-                            metrics={"test_split": results.get("data"), **metrics})
-        cards.append(card(path, ckpt, metrics, results))
+        if metrics:
+            meta = {"data": results.get("data"), "command": results.get("command", "uwdet results")}
+            if not args.no_embed:
+                save_checkpoint(path, model, ckpt.spec, ckpt.class_names, provenance=ckpt.provenance,
+                                metrics={"test_split": meta["data"], "command": meta["command"], **metrics})
+        else:
+            metrics, meta = embedded_metrics(ckpt)
+        cards.append(card(path, ckpt, metrics, meta))
     header = [
         "# Shipped models",
         "",

@@ -85,3 +85,35 @@ def test_relative_start_points_are_read_from_the_repository_root(tmp_path, coco,
     monkeypatch.chdir(tmp_path.parent)  # not where the relative path starts
     cycles, _ = cards.training_cycles(second, ckpt)
     assert [c.get("seed") for c in cycles] == [0, 1]
+
+
+def test_a_model_the_results_file_does_not_cover_keeps_its_embedded_metrics(tmp_path, coco, cards, monkeypatch):  # noqa: F811
+    """`uwdet results --models A` then write_model_cards.py: A's card and file get the new figures, every other
+    model keeps the figures an earlier run stored in its checkpoint (not "Not evaluated yet")."""
+    import json
+    import sys
+
+    from underwater_detection.models.checkpoint import load_model, save_checkpoint
+
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in ("ssd4s_lite", "drnet_lite"):
+        shutil.copy(cycle(tmp_path / name, coco, name, 1, seed=0), models / f"{name}.pt")
+    old = {"voc_map50": 0.4321, "coco_ap": 0.2, "coco_ap50": 0.43, "forward_fps": 12.5, "ap50_per_class": {}}
+    model, ckpt = load_model(models / "drnet_lite.pt", "cpu")
+    save_checkpoint(models / "drnet_lite.pt", model, ckpt.spec, ckpt.class_names, provenance=ckpt.provenance,
+                    metrics={"test_split": "old/test.json", "per_frame": old})
+    row = {"model": "ssd4s_lite", "key_interval": None, "soft_coefficient": None, "voc_map50": 0.1234,
+           "coco": {"AP": 0.05, "AP50": 0.12}, "forward_fps": 99.0, "ap50_per_class": {}}
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"data": "new/test.json", "command": "uwdet results --models ssd4s_lite",
+                                   "rows": [row]}))
+    monkeypatch.setattr(sys, "argv", ["write_model_cards.py", "--models-dir", str(models), "--results", str(results)])
+    assert cards.main() == 0
+    text = (models / "README.md").read_text()
+    drnet_card = text[text.index("## drnet_lite"):]
+    assert "| per_frame | 43.2 |" in drnet_card and "old/test.json" in drnet_card and "Not evaluated" not in text
+    assert "| per_frame | 12.3 |" in text[text.index("## ssd4s_lite"):text.index("## drnet_lite")]
+    assert read_checkpoint(models / "drnet_lite.pt").metrics["per_frame"]["voc_map50"] == 0.4321
+    new = read_checkpoint(models / "ssd4s_lite.pt").metrics
+    assert new["command"] == "uwdet results --models ssd4s_lite" and new["per_frame"]["voc_map50"] == 0.1234
