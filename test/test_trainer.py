@@ -101,6 +101,19 @@ def test_train_writes_log_state_and_a_loadable_checkpoint(tmp_path, coco):
     assert all(float(r["loss"]) > 0 for r in rows)
 
 
+
+def test_the_checkpoint_names_the_commit_training_started_from(tmp_path, coco, monkeypatch):
+    """A model's card says which code trained it; HEAD moving during a long run (a commit beside it) must not
+    change that."""
+    from underwater_detection.engine import trainer as trainer_module
+
+    started = []
+    step = trainer_module.detection_step
+    monkeypatch.setattr(trainer_module, "_git_commit", lambda: "after-a-commit" if started else "at-start")
+    monkeypatch.setattr(trainer_module, "detection_step", lambda *a, **k: started.append(1) or step(*a, **k))
+    path = train(recipe(tmp_path, coco), device="cpu", show_progress=False)
+    assert started and load_model(path)[1].provenance["git_commit"] == "at-start"
+
 def test_resume_continues_exactly_where_it_stopped(tmp_path, coco):
     """Six iterations in one go == four, stop (mid-epoch), resume two more: same batches, same weights."""
     full = recipe(tmp_path / "a", coco)

@@ -192,6 +192,8 @@ class Trainer:
         self._replaced = self._claim_output_dir(resume, overwrite)
         self.show_progress = show_progress and self.dist.is_main
         self.command = list(command) if command is not None else list(sys.argv)
+        # Read at start: a commit made while a long run trains must not be credited with the weights.
+        self.git_commit = _git_commit()
 
         torch.manual_seed(config.seed + self.dist.rank)
         np.random.seed(config.seed + self.dist.rank)
@@ -466,7 +468,7 @@ class Trainer:
             "device": str(self.device),
             "train_data": list(self.cfg.data.train),
             "train_images": len(self.train_set),
-            "git_commit": _git_commit(),
+            "git_commit": self.git_commit,
             "threads": torch.get_num_threads(),
         }
         return save_checkpoint(self.out_dir / MODEL_FILE, self.model, self.spec, self.class_names, provenance=provenance)
