@@ -38,8 +38,7 @@ def embedded_metrics(ckpt: Checkpoint) -> tuple[dict, dict]:
     """The metrics an earlier run wrote into the checkpoint, for a model the given results file does not cover:
     `uwdet results --models A B` then updates A's and B's cards and keeps the others' measured figures."""
     stored = dict(ckpt.metrics)
-    meta = {"data": stored.pop("test_split", "?"),
-            "command": stored.pop("command", None) or "an earlier `uwdet results` run, stored in the checkpoint"}
+    meta = {"data": stored.pop("test_split", "?"), "command": stored.pop("command", None)}  # None: not recorded
     return {key: m for key, m in stored.items() if isinstance(m, dict) and "voc_map50" in m}, meta
 
 
@@ -111,8 +110,8 @@ def card(path: Path, ckpt: Checkpoint, metrics: dict, results_meta: dict) -> str
             f"{c.get('seed', '?')} | {float(c.get('wall_time_s', 0)) / 60:.0f} min | {str(c.get('git_commit', '?'))[:10]} |"
         )
     if metrics:
-        command = results_meta.get("command", "uwdet results")
-        shown = command if command.startswith("an earlier") else f"`{command}`"
+        command = results_meta.get("command")
+        shown = f"`{command}`" if command else "an earlier `uwdet results` run (stored in the checkpoint)"
         lines += ["", f"Test split ({results_meta.get('data', '?')}), {shown}:", "",
                   "| setting | mAP@0.5 | COCO AP | AP50 | forward FPS |", "|---|---|---|---|---|"]
         for key, m in metrics.items():
