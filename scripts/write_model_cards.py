@@ -14,6 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
+from underwater_detection.engine.lineage import EARLIER_CYCLES, INIT_SOURCE, cycles_of
 from underwater_detection.engine.train_config import InitConfig
 from underwater_detection.models.checkpoint import Checkpoint, load_model, read_checkpoint, save_checkpoint
 from underwater_detection.models.shipped import PAPER_TDRNET, SHIPPED_MODELS, VEHICLE_MODEL
@@ -43,43 +44,64 @@ def embedded_metrics(ckpt: Checkpoint) -> tuple[dict, dict]:
 
 
 def training_cycles(path: Path, ckpt: Checkpoint) -> tuple[list[dict], str | None]:
-    """The provenance of every training cycle that led to ``ckpt`` (read from ``path``), first cycle first.
+    """The provenance of every training cycle that led to ``ckpt`` (read from ``path``), first cycle first,
+    and, for a model whose first cycle started from another model, which modules came from where.
 
     A shipped model is several cycles, each starting from the previous one's checkpoint (recorded in the
-    recipe's ``init``). The walk follows ``init.checkpoint`` while it is the same model; an init from another
-    model (TRNet's frozen RG from TDRNet) ends it and is returned as the second value. A cycle whose file is
-    no longer on disk, or that points back at a file already walked (a start point overwritten since), ends the
-    walk with a note instead of guessing. Relative paths are the trainer's: from the repository root."""
-    cycles = [ckpt.provenance]
-    shared_from = None
+    recipe's ``init``). Checkpoints trained since session 12 carry their earlier cycles inside
+    (``engine.lineage``); for older ones, and past the start of what a file carries, the walk follows
+    ``init.checkpoint`` on disk while it is the same model. An init from another model (TRNet's frozen RG from
+    TDRNet) ends it. A cycle whose file is no longer on disk, or that points back at a file already walked (a
+    start point overwritten since), ends the walk with a note instead of guessing. Relative paths are the
+    trainer's: from the repository root."""
+    cycles = cycles_of(ckpt.provenance)
     seen = {Path(path).resolve()}
     while True:
-        init = cycles[0].get("recipe", {}).get("init")
+        first = cycles[0]
+        init = first.get("recipe", {}).get("init")
         if not init:
-            return cycles, shared_from
+            return cycles, None
         source = Path(init["checkpoint"])
+        recorded = first.get(INIT_SOURCE)
+        if recorded and recorded.get("model") != ckpt.spec.name:
+            return cycles, _shared_from(init, source, recorded["model"])
         earlier_path = source if source.is_absolute() else REPO / source
         if not earlier_path.is_file():
             cycles.insert(0, {"missing": str(source), "why": "file not on this machine"})
-            return cycles, shared_from
+            return cycles, None
         if earlier_path.resolve() in seen:
             cycles.insert(0, {"missing": str(source), "why": "already listed: the file was overwritten since"})
-            return cycles, shared_from
+            return cycles, None
         seen.add(earlier_path.resolve())
         earlier = read_checkpoint(earlier_path)
         if earlier.spec.name != ckpt.spec.name:
-            recipe_init = InitConfig(**init)
-            frozen = any(recipe_init.frozen(m) for m in recipe_init.modules)
-            shared_from = (f"{', '.join(recipe_init.modules)} from `{source}` ({earlier.spec.name})"
-                           + (", frozen" if frozen else ""))
-            return cycles, shared_from
-        cycles.insert(0, earlier.provenance)
+            recipe_init = InitConfig(**init)  # recorded, so a card written without this file still says so
+            cycles[0][INIT_SOURCE] = {"checkpoint": str(source), "model": earlier.spec.name,
+                                      "modules": list(recipe_init.modules),
+                                      "frozen": [m for m in recipe_init.modules if recipe_init.frozen(m)]}
+            return cycles, _shared_from(init, source, earlier.spec.name)
+        cycles[:0] = cycles_of(earlier.provenance)
 
 
-def card(path: Path, ckpt: Checkpoint, metrics: dict, results_meta: dict) -> str:
+def _shared_from(init: dict, source: Path, model: str) -> str:
+    recipe_init = InitConfig(**init)
+    frozen = any(recipe_init.frozen(m) for m in recipe_init.modules)
+    return f"{', '.join(recipe_init.modules)} from `{source}` ({model})" + (", frozen" if frozen else "")
+
+
+def with_history(provenance: dict, cycles: list[dict], path: Path) -> dict:
+    """``provenance`` with the walked history stored inside, so the next card written from this file no longer
+    needs ``runs/``; unchanged when the walk was incomplete (a gap is not written down as if it were the whole)."""
+    if any("missing" in c for c in cycles) or len(cycles) < 2 or EARLIER_CYCLES in provenance:
+        return provenance
+    print(f"{path}: storing {len(cycles) - 1} earlier cycle(s) read from runs/ inside the checkpoint")
+    return {**provenance, EARLIER_CYCLES: cycles[:-1]}
+
+
+def card(path: Path, ckpt: Checkpoint, cycles: list[dict], shared_from: str | None, metrics: dict,
+         results_meta: dict) -> str:
     p = ckpt.provenance
     size_mb = path.stat().st_size / 1e6
-    cycles, shared_from = training_cycles(path, ckpt)
     known = [c for c in cycles if "missing" not in c]
     total_iterations = sum(int(c.get("iterations", 0)) for c in known)
     total_minutes = sum(float(c.get("wall_time_s", 0)) for c in known) / 60
@@ -134,15 +156,18 @@ def main() -> int:
     cards = []
     for path in paths:
         model, ckpt = load_model(path, "cpu")  # one read per file: the card and the re-save both use it
+        cycles, shared_from = training_cycles(path, ckpt)
+        provenance = with_history(ckpt.provenance, cycles, path)
         metrics = metrics_for(results["rows"], ckpt.spec.name)
         if metrics:
             meta = {"data": results.get("data"), "command": results.get("command", "uwdet results")}
-            if not args.no_embed:
-                save_checkpoint(path, model, ckpt.spec, ckpt.class_names, provenance=ckpt.provenance,
-                                metrics={"test_split": meta["data"], "command": meta["command"], **metrics})
+            stored_metrics = {"test_split": meta["data"], "command": meta["command"], **metrics}
         else:
             metrics, meta = embedded_metrics(ckpt)
-        cards.append(card(path, ckpt, metrics, meta))
+            stored_metrics = ckpt.metrics
+        if not args.no_embed and (provenance is not ckpt.provenance or stored_metrics is not ckpt.metrics):
+            save_checkpoint(path, model, ckpt.spec, ckpt.class_names, provenance=provenance, metrics=stored_metrics)
+        cards.append(card(path, ckpt, cycles, shared_from, metrics, meta))
     header = [
         "# Shipped models",
         "",

@@ -1,5 +1,6 @@
 """scripts/write_model_cards.py: a shipped model trained in cycles gets every cycle on its card, read from the
-checkpoints themselves (each cycle's recipe names the one before it)."""
+checkpoints themselves: each checkpoint carries its earlier cycles (engine.lineage); older ones are walked
+through each cycle's recipe, which names the one before it."""
 import importlib.util
 import shutil
 from pathlib import Path
@@ -7,19 +8,28 @@ from pathlib import Path
 import pytest
 
 from test_trainer import coco, recipe  # noqa: F401 - fixture
+from underwater_detection.engine.lineage import EARLIER_CYCLES, INIT_SOURCE, cycles_of, file_sha256
 from underwater_detection.engine.train_config import InitConfig
 from underwater_detection.engine.trainer import train
-from underwater_detection.models.checkpoint import read_checkpoint
+from underwater_detection.models.checkpoint import load_model, read_checkpoint, save_checkpoint
+from underwater_detection.models.shipped import SHIPPED_MODELS
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "write_model_cards.py"
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "scripts" / "write_model_cards.py"
+RESTORE = REPO / "scripts" / "restore_cycle_history.py"
+MODULES = ["backbone", "loc_head", "conf_head"]
+
+
+def load_script(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
 def cards():
-    spec = importlib.util.spec_from_file_location("write_model_cards", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 def cycle(tmp_path, data, model, iterations, seed, init=None):
@@ -28,8 +38,16 @@ def cycle(tmp_path, data, model, iterations, seed, init=None):
     return train(cfg, device="cpu", show_progress=False)
 
 
+def as_legacy(path: Path) -> Path:
+    """Rewrite ``path`` as a checkpoint from before session 12, which carried no history of its own."""
+    model, ckpt = load_model(path, "cpu")
+    provenance = {k: v for k, v in ckpt.provenance.items() if k not in (EARLIER_CYCLES, INIT_SOURCE)}
+    save_checkpoint(path, model, ckpt.spec, ckpt.class_names, provenance=provenance, metrics=ckpt.metrics)
+    return path
+
+
 def test_three_cycles_are_listed_first_to_last_with_their_budgets(tmp_path, coco, cards):  # noqa: F811
-    modules = ["backbone", "loc_head", "conf_head"]
+    modules = MODULES
     first = cycle(tmp_path / "c1", coco, "ssd4s_lite", 2, seed=0)
     second = cycle(tmp_path / "c2", coco, "ssd4s_lite", 1, seed=1, init=InitConfig(str(first), modules, freeze=False))
     third = cycle(tmp_path / "c3", coco, "ssd4s_lite", 3, seed=2, init=InitConfig(str(second), modules, freeze=False))
@@ -39,7 +57,7 @@ def test_three_cycles_are_listed_first_to_last_with_their_budgets(tmp_path, coco
     ckpt = read_checkpoint(shipped)
     cycles, shared = cards.training_cycles(shipped, ckpt)
     assert [(c["iterations"], c["seed"]) for c in cycles] == [(2, 0), (1, 1), (3, 2)] and shared is None
-    text = cards.card(shipped, ckpt, {}, {})
+    text = cards.card(shipped, ckpt, cycles, shared, {}, {})
     assert "3 cycles, 6 iterations x batch 4" in text
     rows = [line for line in text.splitlines() if line.startswith("| ") and line[2].isdigit()]
     assert [r.split(" | ")[0] for r in rows] == ["| 1", "| 2", "| 3"]
@@ -55,12 +73,13 @@ def test_a_frozen_rg_from_another_model_ends_the_walk_and_is_named(tmp_path, coc
 def test_an_earlier_cycle_no_longer_on_disk_is_said_not_guessed(tmp_path, coco, cards):  # noqa: F811
     modules = ["backbone", "loc_head", "conf_head"]
     first = cycle(tmp_path / "c1", coco, "ssd4s_lite", 1, seed=0)
-    second = cycle(tmp_path / "c2", coco, "ssd4s_lite", 1, seed=1, init=InitConfig(str(first), modules, freeze=False))
+    second = as_legacy(cycle(tmp_path / "c2", coco, "ssd4s_lite", 1, seed=1,
+                             init=InitConfig(str(first), modules, freeze=False)))
     first.unlink()
     ckpt = read_checkpoint(second)
-    cycles, _ = cards.training_cycles(second, ckpt)
+    cycles, shared = cards.training_cycles(second, ckpt)
     assert cycles[0] == {"missing": str(first), "why": "file not on this machine"} and len(cycles) == 2
-    assert "file not on this machine" in cards.card(second, ckpt, {}, {})
+    assert "file not on this machine" in cards.card(second, ckpt, cycles, shared, {}, {})
 
 
 def test_a_start_point_overwritten_by_its_own_result_is_not_walked_in_a_circle(tmp_path, coco, cards):  # noqa: F811
@@ -68,7 +87,8 @@ def test_a_start_point_overwritten_by_its_own_result_is_not_walked_in_a_circle(t
     modules = ["backbone", "loc_head", "conf_head"]
     shipped = tmp_path / "ssd4s_lite.pt"
     shutil.copy(cycle(tmp_path / "c1", coco, "ssd4s_lite", 1, seed=0), shipped)
-    second = cycle(tmp_path / "c2", coco, "ssd4s_lite", 1, seed=1, init=InitConfig(str(shipped), modules, freeze=False))
+    second = as_legacy(cycle(tmp_path / "c2", coco, "ssd4s_lite", 1, seed=1,
+                             init=InitConfig(str(shipped), modules, freeze=False)))
     shutil.copy(second, shipped)
     cycles, _ = cards.training_cycles(shipped, read_checkpoint(shipped))
     assert cycles[0]["why"].startswith("already listed") and len(cycles) == 2
@@ -79,7 +99,8 @@ def test_relative_start_points_are_read_from_the_repository_root(tmp_path, coco,
     monkeypatch.setattr(cards, "REPO", tmp_path)
     first = cycle(tmp_path / "c1", coco, "ssd4s_lite", 1, seed=0)
     relative = first.relative_to(tmp_path)
-    second = cycle(tmp_path / "c2", coco, "ssd4s_lite", 1, seed=1, init=InitConfig(str(first), modules, freeze=False))
+    second = as_legacy(cycle(tmp_path / "c2", coco, "ssd4s_lite", 1, seed=1,
+                             init=InitConfig(str(first), modules, freeze=False)))
     ckpt = read_checkpoint(second)
     ckpt.provenance["recipe"]["init"]["checkpoint"] = str(relative)  # as a recipe under config/train writes it
     monkeypatch.chdir(tmp_path.parent)  # not where the relative path starts
@@ -117,3 +138,97 @@ def test_a_model_the_results_file_does_not_cover_keeps_its_embedded_metrics(tmp_
     assert read_checkpoint(models / "drnet_lite.pt").metrics["per_frame"]["voc_map50"] == 0.4321
     new = read_checkpoint(models / "ssd4s_lite.pt").metrics
     assert new["command"] == "uwdet results --models ssd4s_lite" and new["per_frame"]["voc_map50"] == 0.1234
+
+
+def test_each_cycle_carries_its_history_so_a_card_needs_no_earlier_files(tmp_path, coco, cards):  # noqa: F811
+    first = cycle(tmp_path / "c1", coco, "ssd4s_lite", 2, seed=0)
+    second = cycle(tmp_path / "c2", coco, "ssd4s_lite", 1, seed=1, init=InitConfig(str(first), MODULES, freeze=False))
+    second_sha = file_sha256(second)
+    third = cycle(tmp_path / "c3", coco, "ssd4s_lite", 3, seed=2, init=InitConfig(str(second), MODULES, freeze=False))
+    first.unlink()
+    second.unlink()
+    ckpt = read_checkpoint(third)
+    assert [c["seed"] for c in ckpt.provenance[EARLIER_CYCLES]] == [0, 1]
+    assert all(EARLIER_CYCLES not in c for c in ckpt.provenance[EARLIER_CYCLES])  # flat, not nested
+    source = ckpt.provenance[INIT_SOURCE]
+    assert source == {"checkpoint": str(second), "sha256": second_sha, "model": "ssd4s_lite",
+                      "modules": MODULES, "frozen": []}
+    cycles, shared = cards.training_cycles(third, ckpt)
+    assert [(c["iterations"], c["seed"]) for c in cycles] == [(2, 0), (1, 1), (3, 2)] and shared is None
+    assert "3 cycles, 6 iterations" in cards.card(third, ckpt, cycles, shared, {}, {})
+
+
+def test_a_start_from_another_model_records_the_source_but_not_its_history(tmp_path, coco, cards):  # noqa: F811
+    tdrnet = cycle(tmp_path / "tdr", coco, "tdrnet_lite", 1, seed=0)
+    trnet = cycle(tmp_path / "tr", coco, "trnet_lite", 1, seed=0, init=InitConfig(str(tdrnet), ["rg"], freeze=True))
+    tdrnet.unlink()  # the card still names where the frozen RG came from
+    ckpt = read_checkpoint(trnet)
+    assert EARLIER_CYCLES not in ckpt.provenance
+    assert ckpt.provenance[INIT_SOURCE]["model"] == "tdrnet_lite" and ckpt.provenance[INIT_SOURCE]["frozen"] == ["rg"]
+    cycles, shared = cards.training_cycles(trnet, ckpt)
+    assert len(cycles) == 1 and shared == f"rg from `{tdrnet}` (tdrnet_lite), frozen"
+
+
+def test_a_walked_history_is_stored_so_the_next_machine_without_runs_keeps_it(tmp_path, coco, cards, monkeypatch):  # noqa: F811
+    """A pre-session-12 chain: write_model_cards.py walks the files once and stores what it read in the shipped
+    checkpoint; after the earlier files are gone the card is the same."""
+    import sys
+
+    first = as_legacy(cycle(tmp_path / "c1", coco, "ssd4s_lite", 1, seed=0))
+    second = as_legacy(cycle(tmp_path / "c2", coco, "ssd4s_lite", 2, seed=1,
+                             init=InitConfig(str(first), MODULES, freeze=False)))
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(second, models / "ssd4s_lite.pt")
+    monkeypatch.setattr(sys, "argv", ["write_model_cards.py", "--models-dir", str(models),
+                                      "--results", str(tmp_path / "none.json")])
+    assert cards.main() == 0
+    before = (models / "README.md").read_text()
+    assert "2 cycles, 3 iterations" in before
+    stored = read_checkpoint(models / "ssd4s_lite.pt").provenance
+    assert [c["seed"] for c in cycles_of(stored)] == [0, 1]
+    first.unlink()
+    assert cards.main() == 0
+    assert (models / "README.md").read_text() == before
+
+
+def test_an_incomplete_walk_is_not_stored_as_if_it_were_the_whole_history(tmp_path, coco, cards):  # noqa: F811
+    first = cycle(tmp_path / "c1", coco, "ssd4s_lite", 1, seed=0)
+    second = as_legacy(cycle(tmp_path / "c2", coco, "ssd4s_lite", 1, seed=1,
+                             init=InitConfig(str(first), MODULES, freeze=False)))
+    first.unlink()
+    ckpt = read_checkpoint(second)
+    cycles, _ = cards.training_cycles(second, ckpt)
+    assert cards.with_history(ckpt.provenance, cycles, second) is ckpt.provenance
+
+
+def test_the_restore_reads_every_cycle_row_of_a_card_in_order():
+    restore = load_script(RESTORE)
+    readme = "\n".join([
+        "# Shipped models", "", "## a_model", "", "| cycle | command | iterations | lr, warm-up, steps | seed | wall time | git |",
+        "|---|---|---|---|---|---|---|",
+        "| 1 | `uwdet train --config config/train/a.yaml` | 2000 | sgd 0.04, 200, [1400, 1800] | 0 | 74 min | 9bfb5cc |",
+        "| 2 | `uwdet train --config config/train/a2.yaml --resume` | 1500 | sgd 0.02, 100, [1400, 1800] | 1 | 5 min | ccbbd87 |",
+        "", "## b_model", "", "| 1 | `uwdet train --config b.yaml` | 1 | sgd 0.1, 1, [1] | 7 | 1 min | abcdef1 |", "",
+    ])
+    rows = restore.card_rows(readme, "a_model")
+    assert [(r["cycle"], r["iterations"], r["seed"], r["minutes"], r["git"]) for r in rows] == [
+        ("1", "2000", "0", "74", "9bfb5cc"), ("2", "1500", "1", "5", "ccbbd87")]
+    assert rows[1]["command"] == "uwdet train --config config/train/a2.yaml --resume"
+    with pytest.raises(SystemExit, match="no card for c_model"):
+        restore.card_rows(readme, "c_model")
+
+
+@pytest.mark.parametrize("name", SHIPPED_MODELS)
+def test_every_shipped_model_carries_its_whole_training_history(name):
+    """What the cards are written from travels with the weights: every cycle, first to last, inside the file."""
+    path = REPO / "models" / f"{name}.pt"
+    assert path.is_file(), f"{path} is missing: every shipped model is committed"
+    provenance = read_checkpoint(path).provenance
+    cycles = cycles_of(provenance)
+    assert len(cycles) == 3 and sum(int(c["iterations"]) for c in cycles) == 6000
+    assert [c["seed"] for c in cycles] == [0, 1, 2]
+    first_init = cycles[0]["recipe"].get("init")
+    assert first_init is None or cycles[0][INIT_SOURCE]["model"] != name  # cycle 1 starts from nothing of its own
+    for earlier, later in zip(cycles, cycles[1:]):
+        assert later["recipe"]["init"]["checkpoint"] == earlier["recipe"]["output_dir"] + "/model.pt"

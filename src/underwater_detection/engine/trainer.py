@@ -38,6 +38,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..models.checkpoint import read_checkpoint, save_checkpoint
+from .lineage import init_lineage
 from ..models.registry import build_model, preprocess_config, priors_for
 from ..models.spec import ModelSpec, load_model_spec
 from ..models.temporal import TemporalRefinementNet
@@ -139,12 +140,15 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
             os.unlink(tmp)
 
 
-def initialise_from_checkpoint(model: nn.Module, init: InitConfig, class_names: Sequence[str]) -> list[str]:
+def initialise_from_checkpoint(
+    model: nn.Module, init: InitConfig, class_names: Sequence[str], model_name: str
+) -> tuple[list[str], dict[str, Any]]:
     """Copy ``init.modules`` (top-level children such as ``rg``) from ``init.checkpoint`` into ``model``.
 
     Every parameter and buffer of those modules must exist in the checkpoint with the same shape (extra keys
     there are fine: TDRNet's RG carries feature-offset predictors that TRNet's RG lacks). Returns the names of
-    the modules it froze."""
+    the modules it froze, and the lineage (``engine.lineage``) the new checkpoint records: the start file and,
+    for a start from the same model, that file's training history, so the model card does not need it on disk."""
     ckpt = read_checkpoint(init.checkpoint)
     if list(ckpt.class_names) != list(class_names):
         raise ValueError(f"init: {init.checkpoint} predicts {ckpt.class_names}, the recipe trains {list(class_names)}")
@@ -166,7 +170,8 @@ def initialise_from_checkpoint(model: nn.Module, init: InitConfig, class_names: 
         if init.frozen(name):
             freeze(children[name])
             frozen.append(name)
-    return frozen
+    lineage = init_lineage(init.checkpoint, ckpt.spec.name, ckpt.provenance, model_name, list(init.modules), frozen)
+    return frozen, lineage
 
 
 class Trainer:
@@ -208,8 +213,11 @@ class Trainer:
         self.spec: ModelSpec = spec
         self.model = build_model(spec, len(self.class_names)).to(self.device)
         self.frozen_modules: list[str] = []
+        self.lineage: dict[str, Any] = {}
         if config.init is not None:
-            self.frozen_modules = initialise_from_checkpoint(self.model, config.init, self.class_names)
+            self.frozen_modules, self.lineage = initialise_from_checkpoint(
+                self.model, config.init, self.class_names, spec.name
+            )
         self.preprocess = preprocess_config(spec, self.model)
         self.priors = priors_for(spec, self.device)
         self.criterion = MultiBoxLoss.for_model(
@@ -470,6 +478,7 @@ class Trainer:
             "train_images": len(self.train_set),
             "git_commit": self.git_commit,
             "threads": torch.get_num_threads(),
+            **self.lineage,
         }
         return save_checkpoint(self.out_dir / MODEL_FILE, self.model, self.spec, self.class_names, provenance=provenance)
 
