@@ -36,12 +36,16 @@ ROW = re.compile(
 )
 
 
-def card_rows(readme: str, model: str) -> list[dict]:
-    """The cycle-table rows of ``model``'s card, in cycle order."""
+def card_section(readme: str, model: str) -> str:
     section = readme.split(f"\n## {model}\n", 1)
     if len(section) != 2:
         raise SystemExit(f"models/README.md has no card for {model}")
-    body = section[1].split("\n## ", 1)[0]
+    return section[1].split("\n## ", 1)[0]
+
+
+def card_rows(readme: str, model: str) -> list[dict]:
+    """The cycle-table rows of ``model``'s card, in cycle order."""
+    body = card_section(readme, model)
     rows = [m.groupdict() for m in map(ROW.match, body.splitlines()) if m]
     if [int(r["cycle"]) for r in rows] != list(range(1, len(rows) + 1)):
         raise SystemExit(f"{model}: the card's cycle table is not cycles 1..n: {rows}")
@@ -50,7 +54,7 @@ def card_rows(readme: str, model: str) -> list[dict]:
 
 def card_results_command(readme: str, model: str) -> str | None:
     """The `uwdet results` command ``model``'s card names for its test-split table, if it names one."""
-    body = readme.split(f"\n## {model}\n", 1)[1].split("\n## ", 1)[0]
+    body = card_section(readme, model)
     found = re.search(r"^Test split \([^)]*\), `([^`]+)`:$", body, re.MULTILINE)
     return found.group(1) if found else None
 
@@ -90,8 +94,10 @@ def restored_cycles(model: str, rows: list[dict]) -> list[dict]:
         record = {
             "command": row["command"], "recipe": recipe, "seed": int(row["seed"]),
             "iterations": int(row["iterations"]), "wall_time_s": 60.0 * int(row["minutes"]),
-            "git_commit": row["git"], "device": "cpu", "threads": 2,
-            "restored_from": "models/README.md card (session 7; wall time to the minute) and the recipe via git show",
+            "git_commit": row["git"],
+            "restored_from": "models/README.md card (session 7; wall time to the minute) and the recipe via git show "
+                             "at git_commit, loaded through the TrainConfig of session 12 (its defaults fill keys "
+                             "the recipe did not set)",
         }
         init = recipe.get("init")
         if init:
@@ -99,8 +105,7 @@ def restored_cycles(model: str, rows: list[dict]) -> list[dict]:
             if source_model != model:
                 recipe_init = InitConfig(**init)
                 record[INIT_SOURCE] = {"checkpoint": init["checkpoint"], "model": source_model,
-                                       "modules": list(recipe_init.modules),
-                                       "frozen": [m for m in recipe_init.modules if recipe_init.frozen(m)]}
+                                       "modules": list(recipe_init.modules), "frozen": recipe_init.frozen_modules()}
         cycles.append(record)
     return cycles
 

@@ -3,7 +3,9 @@
 checkpoint, so `uwdet inspect models/NAME.pt` and the node's log show what the weights are worth.
 
 Everything on a card comes from the checkpoint itself (recipe, command, seed, wall time, data, git commit:
-recorded by `uwdet train`) and from `uwdet results`' JSON (measured on the test split); nothing is typed in.
+recorded by `uwdet train`, or for the five models' first two cycles restored once from their earlier cards by
+`scripts/restore_cycle_history.py`, marked `restored_from`) and from `uwdet results`' JSON (measured on the test
+split); nothing is typed in here.
 
     .venv/bin/uwdet results --out out/results
     .venv/bin/python scripts/write_model_cards.py --results out/results/results.json
@@ -77,25 +79,31 @@ def training_cycles(path: Path, ckpt: Checkpoint) -> tuple[list[dict], str | Non
         if earlier.spec.name != ckpt.spec.name:
             recipe_init = InitConfig(**init)  # recorded, so a card written without this file still says so
             cycles[0][INIT_SOURCE] = {"checkpoint": str(source), "model": earlier.spec.name,
-                                      "modules": list(recipe_init.modules),
-                                      "frozen": [m for m in recipe_init.modules if recipe_init.frozen(m)]}
+                                      "modules": list(recipe_init.modules), "frozen": recipe_init.frozen_modules()}
             return cycles, _shared_from(init, source, earlier.spec.name)
         cycles[:0] = cycles_of(earlier.provenance)
 
 
 def _shared_from(init: dict, source: Path, model: str) -> str:
     recipe_init = InitConfig(**init)
-    frozen = any(recipe_init.frozen(m) for m in recipe_init.modules)
+    frozen = bool(recipe_init.frozen_modules())
     return f"{', '.join(recipe_init.modules)} from `{source}` ({model})" + (", frozen" if frozen else "")
 
 
 def with_history(provenance: dict, cycles: list[dict], path: Path) -> dict:
-    """``provenance`` with the walked history stored inside, so the next card written from this file no longer
-    needs ``runs/``; unchanged when the walk was incomplete (a gap is not written down as if it were the whole)."""
-    if any("missing" in c for c in cycles) or len(cycles) < 2 or EARLIER_CYCLES in provenance:
+    """``provenance`` with what the walk read from earlier files stored inside (more earlier cycles than it
+    carries, or where a first cycle's start from another model came from), so the next card written from this
+    file no longer needs them. The same object when there is nothing to add, or when the walk was incomplete:
+    a gap is not written down as if it were the whole history."""
+    if any("missing" in c for c in cycles):
         return provenance
-    print(f"{path}: storing {len(cycles) - 1} earlier cycle(s) read from runs/ inside the checkpoint")
-    return {**provenance, EARLIER_CYCLES: cycles[:-1]}
+    updated = dict(provenance)
+    if len(cycles) - 1 > len(provenance.get(EARLIER_CYCLES) or []):
+        updated[EARLIER_CYCLES] = cycles[:-1]
+        print(f"{path}: storing {len(cycles) - 1} earlier cycle(s) read from earlier files inside the checkpoint")
+    if len(cycles) == 1 and INIT_SOURCE in cycles[0] and INIT_SOURCE not in provenance:
+        updated[INIT_SOURCE] = cycles[0][INIT_SOURCE]
+    return provenance if updated == provenance else updated
 
 
 def card(path: Path, ckpt: Checkpoint, cycles: list[dict], shared_from: str | None, metrics: dict,
@@ -148,7 +156,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models-dir", default="models")
     parser.add_argument("--results", default="out/results/results.json")
-    parser.add_argument("--no-embed", action="store_true", help="do not write the metrics into the checkpoints")
+    parser.add_argument("--no-embed", action="store_true", help="do not write the metrics or the walked training history into the checkpoints")
     args = parser.parse_args()
     models_dir = Path(args.models_dir)
     results = json.loads(Path(args.results).read_text()) if Path(args.results).is_file() else {"rows": []}

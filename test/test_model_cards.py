@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from test_trainer import coco, recipe  # noqa: F401 - fixture
-from underwater_detection.engine.lineage import EARLIER_CYCLES, INIT_SOURCE, cycles_of, file_sha256
+from underwater_detection.engine.lineage import EARLIER_CYCLES, INIT_SOURCE, cycles_of, weights_sha256
 from underwater_detection.engine.train_config import InitConfig
 from underwater_detection.engine.trainer import train
 from underwater_detection.models.checkpoint import load_model, read_checkpoint, save_checkpoint
@@ -143,7 +143,7 @@ def test_a_model_the_results_file_does_not_cover_keeps_its_embedded_metrics(tmp_
 def test_each_cycle_carries_its_history_so_a_card_needs_no_earlier_files(tmp_path, coco, cards):  # noqa: F811
     first = cycle(tmp_path / "c1", coco, "ssd4s_lite", 2, seed=0)
     second = cycle(tmp_path / "c2", coco, "ssd4s_lite", 1, seed=1, init=InitConfig(str(first), MODULES, freeze=False))
-    second_sha = file_sha256(second)
+    second_sha = weights_sha256(read_checkpoint(second).state_dict)
     third = cycle(tmp_path / "c3", coco, "ssd4s_lite", 3, seed=2, init=InitConfig(str(second), MODULES, freeze=False))
     first.unlink()
     second.unlink()
@@ -151,7 +151,7 @@ def test_each_cycle_carries_its_history_so_a_card_needs_no_earlier_files(tmp_pat
     assert [c["seed"] for c in ckpt.provenance[EARLIER_CYCLES]] == [0, 1]
     assert all(EARLIER_CYCLES not in c for c in ckpt.provenance[EARLIER_CYCLES])  # flat, not nested
     source = ckpt.provenance[INIT_SOURCE]
-    assert source == {"checkpoint": str(second), "sha256": second_sha, "model": "ssd4s_lite",
+    assert source == {"checkpoint": str(second), "weights_sha256": second_sha, "model": "ssd4s_lite",
                       "modules": MODULES, "frozen": []}
     cycles, shared = cards.training_cycles(third, ckpt)
     assert [(c["iterations"], c["seed"]) for c in cycles] == [(2, 0), (1, 1), (3, 2)] and shared is None
@@ -190,6 +190,55 @@ def test_a_walked_history_is_stored_so_the_next_machine_without_runs_keeps_it(tm
     first.unlink()
     assert cards.main() == 0
     assert (models / "README.md").read_text() == before
+
+
+def test_a_file_that_carries_part_of_its_history_gets_the_rest_stored(tmp_path, coco, cards, monkeypatch):  # noqa: F811
+    """The first cycle trained with lineage on top of older files carries only its start point's record; the
+    walk finds the cycles before that, and they are stored so that they survive the files."""
+    import sys
+
+    first = as_legacy(cycle(tmp_path / "c1", coco, "ssd4s_lite", 1, seed=0))
+    second = as_legacy(cycle(tmp_path / "c2", coco, "ssd4s_lite", 1, seed=1,
+                             init=InitConfig(str(first), MODULES, freeze=False)))
+    third = cycle(tmp_path / "c3", coco, "ssd4s_lite", 1, seed=2, init=InitConfig(str(second), MODULES, freeze=False))
+    assert [c["seed"] for c in read_checkpoint(third).provenance[EARLIER_CYCLES]] == [1]
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(third, models / "ssd4s_lite.pt")
+    monkeypatch.setattr(sys, "argv", ["write_model_cards.py", "--models-dir", str(models),
+                                      "--results", str(tmp_path / "none.json")])
+    assert cards.main() == 0
+    first.unlink()
+    second.unlink()
+    stored = read_checkpoint(models / "ssd4s_lite.pt")
+    assert [c["seed"] for c in cycles_of(stored.provenance)] == [0, 1, 2]
+    cycles, _ = cards.training_cycles(models / "ssd4s_lite.pt", stored)
+    assert not any("missing" in c for c in cycles) and len(cycles) == 3
+
+
+def test_the_weights_digest_survives_a_resave_and_changes_with_the_weights(tmp_path, coco):  # noqa: F811
+    path = cycle(tmp_path / "c1", coco, "ssd4s_lite", 1, seed=0)
+    model, ckpt = load_model(path, "cpu")
+    before = weights_sha256(ckpt.state_dict)
+    save_checkpoint(path, model, ckpt.spec, ckpt.class_names, provenance=ckpt.provenance, metrics={"x": {"y": 1}})
+    assert weights_sha256(read_checkpoint(path).state_dict) == before
+    other = cycle(tmp_path / "c2", coco, "ssd4s_lite", 1, seed=5)
+    assert weights_sha256(read_checkpoint(other).state_dict) != before
+
+
+def test_a_resumed_run_records_its_start_file_as_it_was_when_the_run_began(tmp_path, coco):  # noqa: F811
+    start = cycle(tmp_path / "c1", coco, "ssd4s_lite", 1, seed=0)
+    original = weights_sha256(read_checkpoint(start).state_dict)
+    half = recipe(tmp_path / "c2", coco, model="ssd4s_lite", iterations=2)
+    half.seed, half.init = 1, InitConfig(str(start), MODULES, freeze=False)
+    train(half, device="cpu", show_progress=False)
+    shutil.copy(cycle(tmp_path / "other", coco, "ssd4s_lite", 1, seed=7), start)  # start file replaced meanwhile
+    full = recipe(tmp_path / "c2", coco, model="ssd4s_lite", iterations=3)
+    full.seed, full.init = 1, InitConfig(str(start), MODULES, freeze=False)
+    resumed = train(full, device="cpu", resume=True, show_progress=False)
+    provenance = read_checkpoint(resumed).provenance
+    assert provenance["iterations"] == 3 and provenance[INIT_SOURCE]["weights_sha256"] == original
+    assert [c["seed"] for c in provenance[EARLIER_CYCLES]] == [0]
 
 
 def test_an_incomplete_walk_is_not_stored_as_if_it_were_the_whole_history(tmp_path, coco, cards):  # noqa: F811

@@ -7,25 +7,33 @@ checkpoint therefore copies its start point's history into its own provenance:
 
 ``earlier_cycles``  the provenance of every earlier cycle of the same model, oldest first (each without its own
                     ``earlier_cycles``: the list is flat, not nested);
-``init_source``     what the recipe's ``init`` read: file, its SHA-256, the model it held, the modules copied and
-                    those frozen. An init from another model (TRNet's frozen RG from TDRNet) ends the history there:
-                    that model's cycles are its own card's business.
+``init_source``     what the recipe's ``init`` read: file, the SHA-256 of the weights it held (of the tensors, not
+                    of the file, so re-saving a checkpoint with new metrics or history keeps it), the model, the
+                    modules copied and those frozen. An init from another model (TRNet's frozen RG from TDRNet)
+                    ends the history there: that model's cycles are its own card's business.
 """
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Mapping
+
+import torch
+
+if TYPE_CHECKING:
+    from ..models.checkpoint import Checkpoint
 
 EARLIER_CYCLES = "earlier_cycles"
 INIT_SOURCE = "init_source"
 
 
-def file_sha256(path: str | Path) -> str:
+def weights_sha256(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """A digest of the weights alone: names, dtypes, shapes and values, in name order."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous().reshape(-1)  # 0-d buffers (BN counters) too
+        digest.update(f"{name}|{state_dict[name].dtype}|{tuple(state_dict[name].shape)}|".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
 
 
@@ -41,23 +49,18 @@ def cycles_of(provenance: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def init_lineage(
-    source_path: str | Path,
-    source_model: str,
-    source_provenance: dict[str, Any],
-    target_model: str,
-    modules: list[str],
-    frozen: list[str],
+    source_path: str | Path, source: "Checkpoint", target_model: str, modules: list[str], frozen: list[str]
 ) -> dict[str, Any]:
-    """The provenance entries a run started from ``source_path`` adds to its own checkpoint."""
+    """The provenance entries a run started from ``source`` (read from ``source_path``) adds to its checkpoint."""
     lineage: dict[str, Any] = {
         INIT_SOURCE: {
             "checkpoint": str(source_path),
-            "sha256": file_sha256(source_path),
-            "model": source_model,
+            "weights_sha256": weights_sha256(source.state_dict),
+            "model": source.spec.name,
             "modules": list(modules),
             "frozen": list(frozen),
         }
     }
-    if source_model == target_model:
-        lineage[EARLIER_CYCLES] = cycles_of(source_provenance)
+    if source.spec.name == target_model:
+        lineage[EARLIER_CYCLES] = cycles_of(source.provenance)
     return lineage

@@ -113,6 +113,9 @@ class InitConfig:
     def frozen(self, module: str) -> bool:
         return module in self.freeze if isinstance(self.freeze, list) else bool(self.freeze)
 
+    def frozen_modules(self) -> list[str]:
+        return [m for m in self.modules if self.frozen(m)]
+
 
 @dataclass
 class TrainConfig:

@@ -11,7 +11,8 @@ What it does, and why:
 * Every ``checkpoint_every`` iterations ``train_state.pt`` (weights, optimizer, iteration, RNG, recipe) is
   written atomically; ``--resume`` continues from it, so a stopped 90-minute run loses minutes, not the run.
   The final ``model.pt`` is a normal model checkpoint with provenance (command, recipe, seed, data, wall time,
-  git commit) for the model card.
+  git commit) for the model card, plus what ``init`` started from and, for a run continuing an earlier cycle of
+  the same model, that cycle's history (``engine.lineage``), so the card does not need the earlier files.
 * Augmentation randomness is derived from (seed, epoch, sample index), not from worker state, so a run is
   reproducible whatever ``data.workers`` is (up to floating-point non-associativity on multiple threads).
 * Multi-machine/multi-process: launched by ``torchrun``, it uses DistributedDataParallel (gloo on CPU, NCCL on
@@ -38,11 +39,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..models.checkpoint import read_checkpoint, save_checkpoint
-from .lineage import init_lineage
 from ..models.registry import build_model, preprocess_config, priors_for
 from ..models.spec import ModelSpec, load_model_spec
 from ..models.temporal import TemporalRefinementNet
 from ..ops.losses import MultiBoxLoss
+from .lineage import init_lineage
 from .temporal import resolve_device
 from .train_config import InitConfig, TrainConfig
 from .training import clip_gradients, detection_step, freeze, objective_loss
@@ -170,7 +171,7 @@ def initialise_from_checkpoint(
         if init.frozen(name):
             freeze(children[name])
             frozen.append(name)
-    lineage = init_lineage(init.checkpoint, ckpt.spec.name, ckpt.provenance, model_name, list(init.modules), frozen)
+    lineage = init_lineage(init.checkpoint, ckpt, model_name, list(init.modules), frozen)
     return frozen, lineage
 
 
@@ -298,6 +299,7 @@ class Trainer:
                 "torch_rng": torch.get_rng_state(),
                 "config": self.cfg.to_dict(),
                 "class_names": self.class_names,
+                "lineage": self.lineage,  # the start file as it was when the run began, not at a resume
             },
             self._state_path(),
         )
@@ -322,6 +324,7 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"].cpu())
         self.iteration = int(state["iteration"])
         self.elapsed_s = float(state.get("elapsed_s", 0.0))
+        self.lineage = state.get("lineage", self.lineage)  # states written before session 12 have none
 
     # ------------------------------------------------------------------ loop
     def _batches(self) -> Iterator[tuple[torch.Tensor, list]]:
