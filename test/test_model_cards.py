@@ -169,19 +169,26 @@ def test_a_start_from_another_model_records_the_source_but_not_its_history(tmp_p
     assert len(cycles) == 1 and shared == f"rg from `{tdrnet}` (tdrnet_lite), frozen"
 
 
+def shipped_alone(checkpoint: Path, tmp_path: Path, monkeypatch) -> Path:
+    """A models/ folder holding only ``checkpoint`` as ssd4s_lite.pt, with write_model_cards.py's argv set to
+    write its card without a results file."""
+    import sys
+
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(checkpoint, models / "ssd4s_lite.pt")
+    monkeypatch.setattr(sys, "argv", ["write_model_cards.py", "--models-dir", str(models),
+                                      "--results", str(tmp_path / "none.json")])
+    return models
+
+
 def test_a_walked_history_is_stored_so_the_next_machine_without_runs_keeps_it(tmp_path, coco, cards, monkeypatch):  # noqa: F811
     """A pre-session-12 chain: write_model_cards.py walks the files once and stores what it read in the shipped
     checkpoint; after the earlier files are gone the card is the same."""
-    import sys
-
     first = as_legacy(cycle(tmp_path / "c1", coco, "ssd4s_lite", 1, seed=0))
     second = as_legacy(cycle(tmp_path / "c2", coco, "ssd4s_lite", 2, seed=1,
                              init=InitConfig(str(first), MODULES, freeze=False)))
-    models = tmp_path / "models"
-    models.mkdir()
-    shutil.copy(second, models / "ssd4s_lite.pt")
-    monkeypatch.setattr(sys, "argv", ["write_model_cards.py", "--models-dir", str(models),
-                                      "--results", str(tmp_path / "none.json")])
+    models = shipped_alone(second, tmp_path, monkeypatch)
     assert cards.main() == 0
     before = (models / "README.md").read_text()
     assert "2 cycles, 3 iterations" in before
@@ -195,18 +202,12 @@ def test_a_walked_history_is_stored_so_the_next_machine_without_runs_keeps_it(tm
 def test_a_file_that_carries_part_of_its_history_gets_the_rest_stored(tmp_path, coco, cards, monkeypatch):  # noqa: F811
     """The first cycle trained with lineage on top of older files carries only its start point's record; the
     walk finds the cycles before that, and they are stored so that they survive the files."""
-    import sys
-
     first = as_legacy(cycle(tmp_path / "c1", coco, "ssd4s_lite", 1, seed=0))
     second = as_legacy(cycle(tmp_path / "c2", coco, "ssd4s_lite", 1, seed=1,
                              init=InitConfig(str(first), MODULES, freeze=False)))
     third = cycle(tmp_path / "c3", coco, "ssd4s_lite", 1, seed=2, init=InitConfig(str(second), MODULES, freeze=False))
     assert [c["seed"] for c in read_checkpoint(third).provenance[EARLIER_CYCLES]] == [1]
-    models = tmp_path / "models"
-    models.mkdir()
-    shutil.copy(third, models / "ssd4s_lite.pt")
-    monkeypatch.setattr(sys, "argv", ["write_model_cards.py", "--models-dir", str(models),
-                                      "--results", str(tmp_path / "none.json")])
+    models = shipped_alone(third, tmp_path, monkeypatch)
     assert cards.main() == 0
     first.unlink()
     second.unlink()
