@@ -75,6 +75,8 @@ PROBES = RECIPES.parent / "probes"
          {("backbone", "width_mult"): 2.0, ("reference_backbone", "width_mult"): 2.0}, {("solver", "grad_clip"): 20.0}),
         ("tdrnet_lite_r384_synth", "tdrnet_lite_synth", {("input_size",): [384, 512]}, {}),
         ("tdrnet_lite_tcb128_synth", "tdrnet_lite_tcb_synth", {("head", "rd_neck_channels"): 128}, {}),
+        ("tdrnet_lite_tcb_r384_synth", "tdrnet_lite_tcb_synth", {("input_size",): [384, 512]}, {}),
+        ("tdrnet_lite_tcb_keepdiff_synth", "tdrnet_lite_tcb_synth", {}, {("data", "drop_difficult"): False}),
     ],
 )
 def test_a_probe_differs_from_its_shipped_baseline_only_where_it_says(probe, baseline, model_changes, recipe_changes):
