@@ -77,6 +77,10 @@ PROBES = RECIPES.parent / "probes"
         ("tdrnet_lite_tcb128_synth", "tdrnet_lite_tcb_synth", {("head", "rd_neck_channels"): 128}, {}),
         ("tdrnet_lite_tcb_r384_synth", "tdrnet_lite_tcb_synth", {("input_size",): [384, 512]}, {}),
         ("tdrnet_lite_tcb_keepdiff_synth", "tdrnet_lite_tcb_synth", {}, {("data", "drop_difficult"): False}),
+        ("tdrnet_lite_tcb_r384_synth_cycle2", "tdrnet_lite_tcb_synth_cycle2", {("input_size",): [384, 512]},
+         {("init", "checkpoint"): "runs/tdrnet_lite_tcb_r384_synth/model.pt"}),
+        ("tdrnet_lite_tcb_r384_synth_cycle3", "tdrnet_lite_tcb_synth_cycle3", {("input_size",): [384, 512]},
+         {("init", "checkpoint"): "runs/tdrnet_lite_tcb_r384_synth_cycle2/model.pt"}),
     ],
 )
 def test_a_probe_differs_from_its_shipped_baseline_only_where_it_says(probe, baseline, model_changes, recipe_changes):
