@@ -56,3 +56,56 @@ def test_mismatched_inputs_fail_loudly():
         object_records([pred], [gt, gt])
     with pytest.raises(ValueError, match="visible fractions"):
         object_records([pred], [gt], [np.array([1.0])])
+
+
+def _load_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "diagnose_misses.py"
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_diagnose_misses_lines_each_visible_fraction_up_with_its_box(tmp_path):
+    """Frames listed out of order, string image ids, a still image and an image whose annotations lack the field:
+    each box's visible fraction (here x1 / 1000) must reach that box, and an unknown image gets None."""
+    import json
+
+    import cv2
+
+    from underwater_detection.data.datasets import load_dataset
+
+    (tmp_path / "images").mkdir()
+    images, annotations = [], []
+    layout = [("7", 1, 2), ("3", 1, 0), ("5", 1, 1), ("11", None, None), ("13", 2, 0)]
+    for n, (image_id, video, frame) in enumerate(layout):
+        name = f"images/{image_id}.jpg"
+        cv2.imwrite(str(tmp_path / name), np.zeros((60, 80, 3), np.uint8))
+        entry = {"id": image_id, "file_name": name, "width": 80, "height": 60}
+        if video is not None:
+            entry.update(video_id=video, frame_id=frame)
+        images.append(entry)
+        for b in range(n % 3 + 1):
+            x = 2 + 10 * b + n
+            ann = {"id": len(annotations) + 1, "image_id": image_id, "category_id": 1, "bbox": [x, 5, 6, 6]}
+            if image_id != "13":
+                ann["visibility"] = x / 1000
+            annotations.append(ann)
+    coco = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "scallop"}]}
+    (tmp_path / "annotations.json").write_text(json.dumps(coco))
+    dataset = load_dataset(tmp_path, class_names=["scallop"])
+    script = _load_script()
+    visible = script.visible_fractions(tmp_path / "annotations.json", dataset)
+    checked = 0
+    for i in range(len(dataset)):
+        boxes = dataset.annotations(i).boxes
+        if str(dataset.annotations(i).image_id) == "13":
+            assert visible[i] is None
+            continue
+        np.testing.assert_allclose(visible[i], boxes[:, 0] / 1000)
+        checked += len(boxes)
+    assert checked == sum(n % 3 + 1 for n in range(4))
+    assert script.visible_fractions(tmp_path / "missing.json", dataset) == [None] * len(dataset)
