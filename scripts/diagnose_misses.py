@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from underwater_detection.data.datasets import load_dataset
-from underwater_detection.engine.evaluation import run_on_dataset
+from underwater_detection.engine.evaluation import run_on_dataset, write_json
 from underwater_detection.engine.recall_ceiling import grouped_recall, object_records, recall_at
 from underwater_detection.engine.runtime import configure_cpu_runtime
 from underwater_detection.engine.temporal import TemporalDetector
@@ -135,9 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         for row in report["size_x_visible"]:
             print(f"  {row['size']:>8}, {row['visible']:<14} {row['objects']:>6} objects  {row[f'recall@{FLOORS[0]:g}']:.3f}")
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=2))
-        print(f"\nwrote {args.out}")
+        print(f"\nwrote {write_json(args.out, report)}")
     return 0
 
 

@@ -7,13 +7,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 import torch
 
 from underwater_detection.data.datasets import load_dataset
+from underwater_detection.engine.evaluation import write_json
 from underwater_detection.engine.two_step_diagnosis import diagnose_checkpoint, summarise
 from underwater_detection.models.checkpoint import CheckpointError
 
@@ -49,9 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         for bucket, row in table.items():
             print(f"| {bucket} | " + " | ".join(fmt.format(row[name]) for name, fmt in COLUMNS) + " |")
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=2))
-        print(f"\nwrote {args.out}")
+        print(f"\nwrote {write_json(args.out, report)}")
     return 0
 
 
