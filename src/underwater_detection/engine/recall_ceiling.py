@@ -18,6 +18,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..ops.box_overlap import iou_matrix
 from .voc_eval import GroundTruth, Prediction
 
 MATCH_IOU = 0.5
@@ -32,17 +33,6 @@ class ObjectRecord:
     size: float
     visible: float
     best_score: float
-
-
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    x1 = np.maximum(box[0], boxes[:, 0])
-    y1 = np.maximum(box[1], boxes[:, 1])
-    x2 = np.minimum(box[2], boxes[:, 2])
-    y2 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x2 - x1, 0.0, None) * np.clip(y2 - y1, 0.0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return inter / np.maximum(area + areas - inter, 1e-12)
 
 
 def object_records(
@@ -68,13 +58,10 @@ def object_records(
         boxes = np.asarray(pred.boxes, np.float64).reshape(-1, 4)
         scores = np.asarray(pred.scores, np.float64).reshape(-1)
         labels = np.asarray(pred.labels, np.int64).reshape(-1)
+        # one IoU matrix per image; a detection scores an object when it has its class and IoU >= 0.5
+        hits = (iou_matrix(gt_boxes, boxes) >= MATCH_IOU) & (labels[None, :] == gt_labels[:, None])
         for j in np.flatnonzero(~difficult):
-            same = labels == gt_labels[j]
-            best = 0.0
-            if same.any():
-                hit = _iou(gt_boxes[j], boxes[same]) >= MATCH_IOU
-                if hit.any():
-                    best = float(scores[same][hit].max())
+            best = float(scores[hits[j]].max()) if hits[j].any() else 0.0
             w, h = gt_boxes[j, 2] - gt_boxes[j, 0], gt_boxes[j, 3] - gt_boxes[j, 1]
             records.append(ObjectRecord(int(gt_labels[j]), float(np.sqrt(max(w * h, 0.0))),
                                         float("nan") if vis is None else float(vis[j]), best))
