@@ -81,6 +81,8 @@ PROBES = RECIPES.parent / "probes"
          {("init", "checkpoint"): "runs/tdrnet_lite_tcb_r384_synth/model.pt"}),
         ("tdrnet_lite_tcb_r384_synth_cycle3", "tdrnet_lite_tcb_synth_cycle3", {("input_size",): [384, 512]},
          {("init", "checkpoint"): "runs/tdrnet_lite_tcb_r384_synth_cycle2/model.pt"}),
+        ("tdrnet_lite_tcb_r384_ft_synth", "tdrnet_lite_tcb_synth_cycle3", {("input_size",): [384, 512]},
+         {("init", "checkpoint"): "models/tdrnet_lite_tcb.pt", ("seed",): 3}),
     ],
 )
 def test_a_probe_differs_from_its_shipped_baseline_only_where_it_says(probe, baseline, model_changes, recipe_changes):
@@ -91,9 +93,13 @@ def test_a_probe_differs_from_its_shipped_baseline_only_where_it_says(probe, bas
     strip = ("name", "model", "output_dir", "description")
     expected_recipe = base.to_dict()
     got_recipe = got.to_dict()
-    for (section, key), value in recipe_changes.items():
-        assert got_recipe[section][key] == value and expected_recipe[section][key] != value
-        expected_recipe[section][key] = value
+    for path, value in recipe_changes.items():  # ("section", "key"), or ("key",) for a top-level field
+        *sections, key = path
+        got_part, expected_part = got_recipe, expected_recipe
+        for section in sections:
+            got_part, expected_part = got_part[section], expected_part[section]
+        assert got_part[key] == value and expected_part[key] != value
+        expected_part[key] = value
     assert {k: v for k, v in got_recipe.items() if k not in strip} == {
         k: v for k, v in expected_recipe.items() if k not in strip}
     probe_spec = load_model_spec(RECIPES.parents[1] / got.model if "/" in got.model else got.model).to_dict()
