@@ -120,6 +120,32 @@ def test_bench_models_times_a_probe_config_by_path_against_its_familys_drnet(tmp
     assert [(r["name"], r["key_interval"]) for r in rows] == [("drnet_lite", None), ("tdrnet_lite_a3", 4)]
 
 
+def test_bench_models_times_a_config_at_its_own_input_size_unless_size_is_given(tmp_path):
+    """A probe trained at another resolution must be timed at it, with its DRNet reference at the same size;
+    --size overrides every config."""
+    spec = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "models" / "tdrnet_lite.yaml").read_text())
+    probe = tmp_path / "tdrnet_lite_small.yaml"
+    probe.write_text(yaml.safe_dump(dict(spec, name="tdrnet_lite_small", input_size=[128, 192])))
+    common = ("--backbones", "lite", "--temporal", str(probe), "-k", "4", "--repeats", "2", "--warmup", "0",
+              "--threads", "1", "--sequence-length", "4")
+    out = tmp_path / "own.json"
+    proc = uwdet("bench-models", "--models", "ssd4s_lite", *common, "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["name"], r["input_size"]) for r in rows] == [
+        ("ssd4s_lite", [320, 320]), ("drnet_lite", [128, 192]), ("tdrnet_lite_small", [128, 192]), ("lite", [320, 320])]
+    assert "each config's own input size" in proc.stdout and "128x192 |" in proc.stdout
+
+    out = tmp_path / "given.json"
+    proc = uwdet("bench-models", "--models", "drnet_lite", *common, "--size", "128", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(out.read_text())["rows"]
+    # drnet_lite was already timed at 128x128 as a model row, so it is the reference and not timed twice
+    assert [(r["name"], r["input_size"]) for r in rows] == [
+        ("drnet_lite", [128, 128]), ("tdrnet_lite_small", [128, 128]), ("lite", [128, 128])]
+    assert rows[1]["speedup_vs_drnet"] == pytest.approx(rows[0]["forward_ms_median"] / rows[1]["forward_ms_median"])
+
+
 def test_bench_models_temporal_config_without_a_drnet_family_is_a_clear_error(tmp_path):
     spec = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "models" / "tdrnet_lite.yaml").read_text())
     path = tmp_path / "mine.yaml"

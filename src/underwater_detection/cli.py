@@ -69,7 +69,8 @@ def cmd_bench_models(args: argparse.Namespace) -> int:
         )
     except (ValueError, FileNotFoundError, RuntimeError) as exc:  # RuntimeError: e.g. effnet package missing
         raise UserError(str(exc)) from exc
-    print(f"bench-models: {args.size[0]}x{args.size[1]}, batch 1, {args.threads} threads, "
+    size = f"{args.size[0]}x{args.size[1]}" if args.size else "each config's own input size (column 'input HxW')"
+    print(f"bench-models: {size}, batch 1, {args.threads} threads, "
           f"median of {args.repeats} after {args.warmup} warm-up, "
           f"allocator tuning {'off' if args.no_allocator_tuning else 'on'}")
     print(bm.format_table(rows))
@@ -270,7 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "over a sequence (default: trnet_lite tdrnet_lite tdrnet_lite_tcb)")
     p.add_argument("-k", nargs="+", type=positive_int, default=[1, 2, 4, 8], help="key-frame intervals (default 1 2 4 8)")
     p.add_argument("--sequence-length", type=positive_int, default=24, help="frames per timed sequence")
-    p.add_argument("--size", type=_parse_size, default=(320, 320), help="input size N or HxW (default 320)")
+    p.add_argument("--size", type=_parse_size, default=None,
+                   help="input size N or HxW (height first, e.g. 384x512) for every model and backbone, overriding "
+                        "each config's input_size (default: each config at its own size, backbones at 320x320)")
     p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default 2)")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--repeats", type=positive_int, default=20, help="timed forwards per model (median reported)")

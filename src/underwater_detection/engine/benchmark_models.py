@@ -31,7 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..models.backbones import build_backbone
 from ..models.registry import build_model
-from ..models.spec import available_model_specs, load_model_spec
+from ..models.spec import ModelSpec, available_model_specs, load_model_spec
 from .runtime import configure_cpu_runtime
 
 DEFAULT_MODELS = (
@@ -163,10 +163,17 @@ def _drnet_for(name: str) -> str:
     return drnet
 
 
+DEFAULT_BACKBONE_SIZE = (320, 320)  # a bare backbone has no config to take a size from
+
+
+def _sized(spec: ModelSpec, size: tuple[int, int] | None) -> ModelSpec:
+    return spec if size is None else spec.with_input_size(*size)
+
+
 def run_benchmark(
     models: Sequence[str] = DEFAULT_MODELS,
     backbones: Sequence[str] = DEFAULT_BACKBONES,
-    size: tuple[int, int] = (320, 320),
+    size: tuple[int, int] | None = None,
     threads: int = 2,
     warmup: int = 5,
     repeats: int = 20,
@@ -181,35 +188,42 @@ def run_benchmark(
         raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats}, {warmup}")
     configure_cpu_runtime(threads, tune_allocator)
     rows = []
+    # size None: every config at its own input_size (a probe trained at 384x512 is timed at 384x512), backbones at
+    # 320x320. A size given applies to everything. Reference rows are keyed by size too: a ratio to DRNet only
+    # means something when both ran at the same size.
+    by_key: dict[tuple[str, tuple[int, int]], BenchRow] = {}
     for name in models:
         if progress:
             progress(f"model {name}")
-        spec = load_model_spec(name).with_input_size(*size)
+        spec = _sized(load_model_spec(name), size)
         model = build_model(spec, num_classes, pretrained_backbone=False)
-        rows.append(bench_module(name, "model", model, size, warmup, repeats))
-    by_name = {r.name: r for r in rows}
+        rows.append(bench_module(name, "model", model, spec.input_size, warmup, repeats))
+        by_key[(name, spec.input_size)] = rows[-1]
     for name in temporal:
         if progress:
             progress(f"temporal {name}")
-        spec = load_model_spec(name).with_input_size(*size)  # a name or a YAML path (probe configs)
+        spec = _sized(load_model_spec(name), size)  # a name or a YAML path (probe configs)
         if not spec.is_temporal:
             raise ValueError(f"'{name}' is not a temporal (trnet/tdrnet) model config")
         drnet = _drnet_for(spec.name)
-        if drnet not in by_name:  # the ratio is only meaningful within one run
+        if (drnet, spec.input_size) not in by_key:  # the ratio is only meaningful within one run
             if progress:
-                progress(f"model {drnet} (reference for {name})")
-            ref_spec = load_model_spec(drnet).with_input_size(*size)
-            by_name[drnet] = bench_module(drnet, "model", build_model(ref_spec, num_classes, False), size, warmup, repeats)
-            rows.append(by_name[drnet])
+                progress(f"model {drnet} at {spec.input_size[0]}x{spec.input_size[1]} (reference for {name})")
+            ref_spec = load_model_spec(drnet).with_input_size(*spec.input_size)
+            ref = bench_module(drnet, "model", build_model(ref_spec, num_classes, False), spec.input_size, warmup, repeats)
+            by_key[(drnet, spec.input_size)] = ref
+            rows.append(ref)
+        reference = by_key[(drnet, spec.input_size)]
         model = build_model(spec, num_classes, pretrained_backbone=False)
-        for row in bench_temporal(spec.name, model, size, key_intervals, warmup, repeats, sequence_length):
-            row.speedup_vs_drnet = by_name[drnet].forward_ms_median / row.forward_ms_median
+        for row in bench_temporal(spec.name, model, spec.input_size, key_intervals, warmup, repeats, sequence_length):
+            row.speedup_vs_drnet = reference.forward_ms_median / row.forward_ms_median
             rows.append(row)
     for name in backbones:
         if progress:
             progress(f"backbone {name}")
         kwargs = {"pretrained": False} if name.startswith("efficientnet") else {}
-        rows.append(bench_module(name, "backbone", build_backbone(name, **kwargs), size, warmup, repeats))
+        backbone_size = size or DEFAULT_BACKBONE_SIZE
+        rows.append(bench_module(name, "backbone", build_backbone(name, **kwargs), backbone_size, warmup, repeats))
     return rows
 
 
@@ -217,7 +231,7 @@ def format_table(rows: Sequence[BenchRow]) -> str:
     """Markdown table. For temporal rows GFLOPs is RG + RD on one frame (a key frame) and ms is per frame."""
     header = (
         f"| {'name':<18} | {'kind':<8} | {'params (M)':>10} | {'GFLOPs':>7} | {'fwd ms (median)':>15} | "
-        f"{'fwd ms (p90)':>12} | {'FPS':>6} | {'RG ms':>6} | {'RD ms':>6} | {'x DRNet':>7} |"
+        f"{'fwd ms (p90)':>12} | {'FPS':>6} | {'RG ms':>6} | {'RD ms':>6} | {'x DRNet':>7} | {'input HxW':>9} |"
     )
     lines = [header, "|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|"]
     opt = lambda v, fmt: format(v, fmt) if v is not None else "-"  # noqa: E731
@@ -225,7 +239,8 @@ def format_table(rows: Sequence[BenchRow]) -> str:
         lines.append(
             f"| {r.label:<18} | {r.kind:<8} | {r.params_m:>10.2f} | {r.gflops:>7.2f} | {r.forward_ms_median:>15.1f} | "
             f"{r.forward_ms_p90:>12.1f} | {1000.0 / r.forward_ms_median:>6.1f} | {opt(r.reference_ms, '6.1f'):>6} | "
-            f"{opt(r.refinement_ms, '6.1f'):>6} | {opt(r.speedup_vs_drnet, '7.2f'):>7} |"
+            f"{opt(r.refinement_ms, '6.1f'):>6} | {opt(r.speedup_vs_drnet, '7.2f'):>7} | "
+            f"{f'{r.input_size[0]}x{r.input_size[1]}':>9} |"
         )
     return "\n".join(lines)
 
