@@ -9,7 +9,7 @@
   TDRNet's RD exactly DRNet's ODM path. Why: on this project's benchmark the models whose detection head reads
   the backbone directly (SSD4s, TRNet, TDRNet) all find sea cucumbers worst of the four classes and the two with
   the TCB neck (RefineDet, DRNet) do not; with a 64-channel neck the first 2000-iteration cycle of TDRNet lite
-  reaches 56.5 mAP@0.5 at k = 4 against 26.5 without (README, "What the training budget costs").
+  reaches 56.5 mAP@0.5 at k = 4 against 26.5 without (docs/experiments.md, "A top-down neck in RD is the lever").
 * The soft coefficient reaches TDRNet's features too: the paper defines the soft anchor offset ``ars = e * ar``
   and TDRNet derives its feature offsets from the anchor offsets, so ``Δp = W_fr * ars``. Computing ``Δp`` from
   the full ``ar`` while the anchors move by ``e * ar`` would sample features away from the anchors RD decodes
