@@ -58,6 +58,10 @@ def rescore(
     """Causal track rescoring of per-frame detections; ``videos[i]`` names frame i's video (frames in order)."""
     if window < 1 or not 0 < iou <= 1:
         raise ValueError(f"window must be >= 1 and iou in (0, 1], got {window}, {iou}")
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose from {MODES}")
+    if len(preds) != len(videos):
+        raise ValueError(f"{len(preds)} frames of detections but {len(videos)} video keys: one key per frame")
     out: list[Prediction] = []
     tracks: list[_Track] = []
     previous_video: Any = object()

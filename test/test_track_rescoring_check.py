@@ -70,4 +70,6 @@ def test_coasting_re_emits_a_missed_track_at_a_decayed_score_and_bad_settings_ar
     with pytest.raises(ValueError, match="window"):
         check.rescore(gap, ["v"] * 4, window=0)
     with pytest.raises(ValueError, match="unknown mode"):
-        check.rescore(gap, ["v"] * 4, mode="median")
+        check.rescore(gap[:1], ["v"], mode="median")  # refused even when no detection joins a track
+    with pytest.raises(ValueError, match="one key per frame"):
+        check.rescore(gap, ["v"] * 3)

@@ -40,7 +40,7 @@ class SequenceConfig:
     zoom_range: tuple[float, float] = (0.75, 1.6)
     # Multiplies target and distractor sizes (scene.populate). 2.0 is the benchmark's scale: at 1.0 the median
     # object is 19 px at the detectors' 320-px input, below the smallest anchor (32 px), and a 1000-iteration
-    # SSD4s probe reached 6 % mAP@0.5 against 15 % at 2.0 (README, "Choosing the object scale").
+    # SSD4s probe reached 6 % mAP@0.5 against 15 % at 2.0 (README, "Synthetic underwater data", "Object scale").
     object_scale: float = 2.0
     visibility_threshold: float = 0.3
     moving: bool = True           # some starfish / cucumbers / urchins crawl
