@@ -44,7 +44,8 @@ $(SYNTH)/val/annotations.json:
 $(SYNTH)/test/annotations.json:
 	$(VENV)/bin/uwdet synth --out $(SYNTH)/test --split test --workers 2 --overwrite
 
-# `make train-shipped`: train (or resume) all six shipped models, three cycles each, and copy them to models/ (~11 h on 2 cores).
+# `make train-shipped`: train (or resume) all seven shipped models (three cycles each; tdrnet_lite_tcb_r384 one more
+# on top of tdrnet_lite_tcb's) and copy them to models/ (~13 h on 2 cores).
 train-shipped: data-synth
 	scripts/train_shipped_models.sh
 

@@ -12,7 +12,7 @@ from underwater_detection.engine.lineage import EARLIER_CYCLES, INIT_SOURCE, cyc
 from underwater_detection.engine.train_config import InitConfig
 from underwater_detection.engine.trainer import train
 from underwater_detection.models.checkpoint import load_model, read_checkpoint, save_checkpoint
-from underwater_detection.models.shipped import SHIPPED_MODELS
+from underwater_detection.models.shipped import CONTINUES, SHIPPED_MODELS
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "write_model_cards.py"
@@ -269,7 +269,7 @@ def test_the_restore_reads_every_cycle_row_of_a_card_in_order():
         restore.card_rows(readme, "c_model")
 
 
-@pytest.mark.parametrize("name", SHIPPED_MODELS)
+@pytest.mark.parametrize("name", [n for n in SHIPPED_MODELS if n not in CONTINUES])
 def test_every_shipped_model_carries_its_whole_training_history(name):
     """What the cards are written from travels with the weights: every cycle, first to last, inside the file."""
     path = REPO / "models" / f"{name}.pt"
@@ -282,3 +282,18 @@ def test_every_shipped_model_carries_its_whole_training_history(name):
     assert first_init is None or cycles[0][INIT_SOURCE]["model"] != name  # cycle 1 starts from nothing of its own
     for earlier, later in zip(cycles, cycles[1:]):
         assert later["recipe"]["init"]["checkpoint"] == earlier["recipe"]["output_dir"] + "/model.pt"
+
+
+@pytest.mark.parametrize("name", sorted(CONTINUES))
+def test_a_continuing_model_records_the_shipped_weights_it_started_from(name):
+    """tdrnet_lite_tcb_r384 is one cycle on top of tdrnet_lite_tcb: its file names that model as its start and holds
+    the digest of the weights it read, which must be the shipped file's (else the card would credit the wrong
+    model)."""
+    path = REPO / "models" / f"{name}.pt"
+    assert path.is_file(), f"{path} is missing: every shipped model is committed"
+    provenance = read_checkpoint(path).provenance
+    cycles = cycles_of(provenance)
+    assert len(cycles) == 1 and int(cycles[0]["iterations"]) == 2000
+    source = provenance[INIT_SOURCE]
+    assert source["model"] == CONTINUES[name] and sorted(source["modules"]) == ["rd", "rg"] and source["frozen"] == []
+    assert source["weights_sha256"] == weights_sha256(read_checkpoint(REPO / "models" / f"{CONTINUES[name]}.pt").state_dict)

@@ -7,15 +7,15 @@ import pytest
 
 from underwater_detection.engine.train_config import load_train_config
 from underwater_detection.models.registry import build_model
-from underwater_detection.models.shipped import SHIPPED_MODELS, VEHICLE_MODEL
+from underwater_detection.models.shipped import CONTINUES, SHIPPED_MODELS, VEHICLE_MODEL, recipes_of
 from underwater_detection.models.spec import load_model_spec
 
 RECIPES = Path(__file__).resolve().parents[1] / "config" / "train"
-SHIPPED = SHIPPED_MODELS
+SHIPPED = tuple(name for name in SHIPPED_MODELS if name not in CONTINUES)  # the three-cycle models
 
 
 def chain(name: str):
-    return [load_train_config(RECIPES / f"{name}_synth{suffix}.yaml") for suffix in ("", "_cycle2", "_cycle3")]
+    return [load_train_config(RECIPES / f"{recipe}.yaml") for recipe in recipes_of(name)]
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -43,6 +43,65 @@ def test_the_training_script_trains_every_shipped_model_and_tdrnet_before_trnet(
     names = line.split("MODELS=(", 1)[1].rstrip(")").split()
     assert sorted(names) == sorted(SHIPPED_MODELS) and len(names) == len(set(names))
     assert names.index("tdrnet_lite") < names.index("trnet_lite") and VEHICLE_MODEL in names
+    for name, source in CONTINUES.items():
+        assert names.index(source) < names.index(name)
+
+
+def test_the_training_script_refuses_an_unknown_model_before_training_anything(tmp_path):
+    """A misspelt name must stop the script with the list of shipped models, not train nothing and say done."""
+    import subprocess
+    import sys
+
+    repo = RECIPES.parents[1]
+    venv = Path(sys.executable).parents[1]  # the venv running these tests
+    proc = subprocess.run(["bash", str(repo / "scripts" / "train_shipped_models.sh"), "tdrnet_lite_tbc"],
+                          env={"PATH": "/usr/bin:/bin", "VENV": str(venv), "SHIP": "0"},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "'tdrnet_lite_tbc' is not a shipped model" in proc.stderr and "tdrnet_lite_tcb" in proc.stderr
+    assert "== all trained" not in proc.stdout
+    with pytest.raises(ValueError, match="not a shipped model"):
+        recipes_of("tdrnet_lite_tbc")
+
+
+@pytest.mark.parametrize("name", sorted(CONTINUES))
+def test_a_continuing_model_is_its_sources_last_cycle_run_once_more_at_its_own_input_size(name):
+    """tdrnet_lite_tcb_r384 ships the source's weights after one more cycle: every module from the source's last
+    cycle (the chain's own file, not models/), the source's last recipe otherwise, and the model differs from the
+    source's only in input size."""
+    source = CONTINUES[name]
+    (got,) = chain(name)
+    last = chain(source)[-1]
+    assert got.model == name and got.name == recipes_of(name)[-1] and Path(got.output_dir) == Path("runs") / got.name
+    assert Path(got.init.checkpoint) == Path(last.output_dir) / "model.pt"
+    children = sorted(n for n, _ in build_model(load_model_spec(name), 4).named_children())
+    assert sorted(got.init.modules) == children and not any(got.init.frozen(m) for m in children)
+    assert got.seed not in {c.seed for c in chain(source)}  # its own image order
+    strip = ("name", "model", "output_dir", "description", "seed", "init")
+    assert {k: v for k, v in got.to_dict().items() if k not in strip} == {
+        k: v for k, v in last.to_dict().items() if k not in strip}
+    mine, theirs = load_model_spec(name).to_dict(), load_model_spec(source).to_dict()
+    assert mine["input_size"] != theirs["input_size"]
+    for spec in (mine, theirs):
+        for key in ("name", "description", "input_size"):
+            spec.pop(key)
+    assert mine == theirs
+
+
+def test_the_r384_probe_that_first_ran_is_the_shipped_recipe_but_for_its_start_point():
+    """The probe read models/tdrnet_lite_tcb.pt (the copy of tdrnet_lite_tcb's last cycle); the shipped recipe
+    reads that cycle's own file. Everything else, the model included, is the same."""
+    probe = load_train_config(PROBES / "tdrnet_lite_tcb_r384_ft_synth.yaml")
+    (shipped,) = chain("tdrnet_lite_tcb_r384")
+    assert probe.init.checkpoint == "models/tdrnet_lite_tcb.pt"
+    probe_model = load_model_spec(RECIPES.parents[1] / probe.model if "/" in probe.model else probe.model)
+    without_description = lambda spec: {k: v for k, v in spec.to_dict().items() if k != "description"}  # noqa: E731
+    assert without_description(probe_model) == without_description(load_model_spec(shipped.model))
+    a, b = probe.to_dict(), shipped.to_dict()
+    for recipe in (a, b):
+        recipe.pop("model")
+        recipe["init"].pop("checkpoint")
+    assert a == b
 
 
 def test_trnet_starts_from_tdrnets_last_cycle_with_its_rg_frozen():
@@ -82,6 +141,8 @@ PROBES = RECIPES.parent / "probes"
         ("tdrnet_lite_tcb_r384_synth_cycle3", "tdrnet_lite_tcb_synth_cycle3", {("input_size",): [384, 512]},
          {("init", "checkpoint"): "runs/tdrnet_lite_tcb_r384_synth_cycle2/model.pt"}),
         ("tdrnet_lite_tcb_r384_ft_synth", "tdrnet_lite_tcb_synth_cycle3", {("input_size",): [384, 512]},
+         {("init", "checkpoint"): "models/tdrnet_lite_tcb.pt", ("seed",): 3}),
+        ("tdrnet_lite_tcb_synth_cycle4", "tdrnet_lite_tcb_synth_cycle3", {},  # the 320x320 control of the one above
          {("init", "checkpoint"): "models/tdrnet_lite_tcb.pt", ("seed",): 3}),
     ],
 )

@@ -21,6 +21,7 @@ BUILDABLE = [n for n in CONFIG_NAMES if not n.endswith("_vgg16")]  # VGG16 is to
 NUM_CLASSES = 4
 # 320x320 with strides 8/16/32/64 and 3 anchors per cell: 3 * (40*40 + 20*20 + 10*10 + 5*5) = 3 * 2125
 ANCHORS_320 = 6375
+OWN_INPUT_SIZE = {"tdrnet_lite_tcb_r384": (384, 512)}  # every other config is 320x320
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -39,7 +40,8 @@ def _write(tmp_path: Path, cfg: dict, name: str = "custom.yaml") -> Path:
 def test_shipped_configs_are_all_listed():
     static = {f"{a}_{b}" for a in ARCHITECTURES for b in ("lite", "effnet", "vgg16")}
     temporal = {f"{a}_{b}" for a in ("trnet", "tdrnet") for b in ("lite", "effnet", "vgg16")}
-    variants = {"tdrnet_lite_tcb"}  # the paper's TDRNet with RefineDet's TCB neck before RD's head
+    variants = {"tdrnet_lite_tcb",  # the paper's TDRNet with RefineDet's TCB neck before RD's head
+                "tdrnet_lite_tcb_r384"}  # the same at 384x512 input
     assert static | temporal | variants == set(CONFIG_NAMES)
     assert set(CONFIG_NAMES) <= set(available_model_specs())
 
@@ -49,16 +51,19 @@ def test_every_config_loads(name):
     spec = load_model_spec(name)
     assert spec.name == name  # the file's name field agrees with its file name
     assert spec.architecture == name.split("_")[0]
-    assert spec.input_size == (320, 320)
+    assert spec.input_size == OWN_INPUT_SIZE.get(name, (320, 320))
     assert spec.anchors.anchors_per_cell == 3
-    assert num_priors(*spec.input_size, spec.anchors) == ANCHORS_320
+    if spec.input_size == (320, 320):
+        assert num_priors(*spec.input_size, spec.anchors) == ANCHORS_320
+    else:  # 384x512: 3 * (48*64 + 24*32 + 12*16 + 6*8)
+        assert num_priors(*spec.input_size, spec.anchors) == 3 * 4080
     # by path as well as by name, and the dict form round-trips
     assert load_model_spec(CONFIG_DIR / f"{name}.yaml").to_dict() == spec.to_dict()
     assert ModelSpec.from_dict(spec.to_dict()).to_dict() == spec.to_dict()
 
 
 @pytest.mark.parametrize("name", BUILDABLE)
-def test_config_builds_and_runs_at_320(name):
+def test_config_builds_and_runs_at_its_input_size(name):
     spec = load_model_spec(name)
     torch.manual_seed(0)
     model = build_model(spec, NUM_CLASSES, pretrained_backbone=False).eval()
@@ -69,12 +74,13 @@ def test_config_builds_and_runs_at_320(name):
         assert type(model) is ARCHITECTURES[spec.architecture]
     assert model.num_classes == NUM_CLASSES
     assert model.naf_threshold == spec.head.get("naf_threshold")
+    anchors = num_priors(*spec.input_size, spec.anchors)  # ANCHORS_320 for every config but the 384x512 one
     with torch.no_grad():
-        out = model(torch.randn(1, 3, 320, 320))
+        out = model(torch.randn(1, 3, *spec.input_size))
     assert isinstance(out, HeadOutputs)
-    assert out.loc.shape == (1, ANCHORS_320, 4)
-    assert out.conf.shape == (1, ANCHORS_320, NUM_CLASSES + 1)
-    assert priors_for(spec).shape == (ANCHORS_320, 4)
+    assert out.loc.shape == (1, anchors, 4)
+    assert out.conf.shape == (1, anchors, NUM_CLASSES + 1)
+    assert priors_for(spec).shape == (anchors, 4)
     if spec.architecture == "ssd4s":
         assert out.arm_loc is None and out.arm_conf is None and not out.two_step
     else:

@@ -40,7 +40,7 @@ DEFAULT_MODELS = (
     "ssd4s_vgg16", "refinedet_vgg16", "drnet_vgg16",
 )
 DEFAULT_BACKBONES = ("lite", "efficientnet_lite0", "vgg16")
-DEFAULT_TEMPORAL = ("trnet_lite", "tdrnet_lite", "tdrnet_lite_tcb")
+DEFAULT_TEMPORAL = ("trnet_lite", "tdrnet_lite", "tdrnet_lite_tcb", "tdrnet_lite_tcb_r384")
 DEFAULT_KEY_INTERVALS = (1, 2, 4, 8)
 
 

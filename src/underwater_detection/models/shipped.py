@@ -8,15 +8,36 @@ that cannot import Python keep their own copy, held to this one by tests: ``scri
 from __future__ import annotations
 
 # Results-table order: per-frame baselines, then the paper's temporal pair (TRNet shares tdrnet_lite's RG), then
-# the vehicle default (tdrnet_lite with a TCB neck before RD's head; not in the paper).
+# the vehicle default (tdrnet_lite with a TCB neck before RD's head; not in the paper), then that model at 384x512.
 SHIPPED_MODELS: tuple[str, ...] = (
     "ssd4s_lite", "refinedet_lite", "drnet_lite", "trnet_lite", "tdrnet_lite", "tdrnet_lite_tcb",
+    "tdrnet_lite_tcb_r384",
 )
+
+# Models that are not trained from scratch but continue another shipped model's finished weights (every module,
+# nothing frozen), with one recipe, config/train/NAME_ft_synth.yaml, that runs after the source's last cycle.
+# tdrnet_lite_tcb_r384 is tdrnet_lite_tcb given one more 2000-iteration cycle at 384x512 input (docs/experiments.md,
+# "Fine-tuning the vehicle model at 384x512"): the weights do not depend on the input size.
+CONTINUES: dict[str, str] = {"tdrnet_lite_tcb_r384": "tdrnet_lite_tcb"}
+
+
+def recipes_of(name: str) -> tuple[str, ...]:
+    """The ``config/train`` recipes that train shipped model ``name``, in order; the last one's ``model.pt`` ships.
+
+    Every model of the paper's set, and tdrnet_lite_tcb, is three 2000-iteration cycles (the same budget, so the
+    results table compares like with like); a model in :data:`CONTINUES` is one cycle on top of its source."""
+    if name not in SHIPPED_MODELS:
+        raise ValueError(f"'{name}' is not a shipped model; the shipped ones are {', '.join(SHIPPED_MODELS)}")
+    if name in CONTINUES:
+        return (f"{name}_ft_synth",)
+    return (f"{name}_synth", f"{name}_synth_cycle2", f"{name}_synth_cycle3")
+
 
 # The paper's TDRNet: the paper's claims in ``uwdet results`` are checked on it (TRNet shares its RG).
 PAPER_TDRNET = "tdrnet_lite"
 
 # What runs on the vehicle unless a launch argument or parameter names another file: the most accurate shipped
-# TDRNet that is still CPU real time (README "Results").
+# TDRNet that keeps CPU real time on 2 cores with margin. tdrnet_lite_tcb_r384 is more accurate but sits at the
+# 30 FPS line there (README "On the vehicle", docs/experiments.md).
 VEHICLE_MODEL = "tdrnet_lite_tcb"
 DEFAULT_CHECKPOINT = f"models/{VEHICLE_MODEL}.pt"
