@@ -84,10 +84,10 @@ def test_config_builds_and_runs_at_its_input_size(name):
     if spec.architecture == "ssd4s":
         assert out.arm_loc is None and out.arm_conf is None and not out.two_step
     else:
-        assert out.arm_loc.shape == (1, ANCHORS_320, 4)
+        assert out.arm_loc.shape == (1, anchors, 4)
         # objectness exists only where negative anchor filtering reads it (RefineDet; DRNet/RG without NAF)
         if spec.head.get("naf_threshold") is not None:
-            assert out.arm_conf.shape == (1, ANCHORS_320, 2)
+            assert out.arm_conf.shape == (1, anchors, 2)
         else:
             assert out.arm_conf is None
         assert out.two_step

@@ -264,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     p = sub.add_parser("bench-models", help="params, GFLOPs and CPU forward latency of every model and backbone")
-    p.add_argument("--models", nargs="*", default=None, help="per-frame model config names or YAML paths (default: the nine SSD4s / RefineDet / DRNet configs)")
+    p.add_argument("--models", nargs="*", default=None,
+                   help="per-frame model config names or YAML paths (default: the nine SSD4s / RefineDet / DRNet configs)")
     p.add_argument("--backbones", nargs="*", default=None, help="backbone names (default: all)")
     p.add_argument("--temporal", nargs="*", default=None,
                    help="TRNet/TDRNet configs (names or YAML paths, e.g. config/probes/tdrnet_lite_w2.yaml) timed "
