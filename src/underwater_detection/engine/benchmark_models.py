@@ -198,7 +198,7 @@ def run_benchmark(
         spec = _sized(load_model_spec(name), size)
         model = build_model(spec, num_classes, pretrained_backbone=False)
         rows.append(bench_module(name, "model", model, spec.input_size, warmup, repeats))
-        by_key[(name, spec.input_size)] = rows[-1]
+        by_key[(spec.name, spec.input_size)] = rows[-1]  # by the config's name: a YAML path to drnet_lite counts
     for name in temporal:
         if progress:
             progress(f"temporal {name}")
