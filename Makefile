@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup test test-slow bench-models bench data-synth train-shipped results results-30fps clean-venv
+.PHONY: setup test test-slow bench-models bench data-synth data-synth-more train-shipped results results-30fps clean-venv
 
 setup: $(STAMP)
 
@@ -43,6 +43,12 @@ $(SYNTH)/val/annotations.json:
 	$(VENV)/bin/uwdet synth --out $(SYNTH)/val --split val --sequences 5 --frames 100 --workers 2 --overwrite
 $(SYNTH)/test/annotations.json:
 	$(VENV)/bin/uwdet synth --out $(SYNTH)/test --split test --workers 2 --overwrite
+
+# `make data-synth-more`: 180 more training videos (train seeds 60-239, ~1.2 GB), for the more-data probe
+# (config/probes/tdrnet_lite_tcb_more_data_synth_cycle4.yaml). No shipped model reads it.
+data-synth-more: data-synth $(SYNTH)/train_more/annotations.json
+$(SYNTH)/train_more/annotations.json:
+	$(VENV)/bin/uwdet synth --out $(SYNTH)/train_more --split train --seed-offset 60 --sequences 180 --frames 100 --workers 2 --overwrite
 
 # `make train-shipped`: train (or resume) all seven shipped models (three cycles each; tdrnet_lite_tcb_r384 one more
 # on top of tdrnet_lite_tcb's) and copy them to models/ (~13 h on 2 cores).

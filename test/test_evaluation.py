@@ -115,3 +115,24 @@ def test_eval_rejects_a_dataset_with_other_classes(trained, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "underwater_detection.cli", "eval", "--checkpoint", str(checkpoint),
                            "--data", str(bad), "--out", str(tmp_path)], env=env, capture_output=True, text=True)
     assert proc.returncode == 2 and "octopus" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_eval_runs_a_checkpoint_at_another_input_size_and_refuses_one_the_anchors_cannot_tile(trained, tmp_path):
+    """The weights are fully convolutional, so a 128x128-trained model can be scored at 192x256: the anchors follow
+    the size. A size that is not a multiple of the largest stride is a clear error, not a shape crash."""
+    checkpoint, data = trained
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    base = [sys.executable, "-m", "underwater_detection.cli", "eval", "--checkpoint", str(checkpoint), "--data",
+            str(data), "-k", "4", "--threads", "1"]
+    proc = subprocess.run(base + ["--input-size", "192x256", "--out", str(tmp_path / "a")], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    payload = json.loads((tmp_path / "a" / "eval.json").read_text())
+    assert payload["input_size"] == [192, 256] and payload["results"][0]["frames"] == 12
+    assert "at 192x256 (HxW)" in proc.stdout
+    proc = subprocess.run(base + ["--out", str(tmp_path / "b")], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and json.loads((tmp_path / "b" / "eval.json").read_text())["input_size"] == [128, 128]
+    proc = subprocess.run(base + ["--input-size", "100x100", "--out", str(tmp_path / "c")], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "100x100" in proc.stderr and "multiples of" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "c" / "eval.json").exists()

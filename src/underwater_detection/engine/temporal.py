@@ -140,9 +140,21 @@ class TemporalDetector:
 
     # ----------------------------------------------------------------- construction
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "auto", **options: Any) -> "TemporalDetector":
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        device: str | torch.device = "auto",
+        input_size: tuple[int, int] | None = None,
+        **options: Any,
+    ) -> "TemporalDetector":
+        """``input_size`` (height, width) runs the network at another size than it was trained at.
+
+        The weights are fully convolutional and the anchors are computed from the size, so this trades accuracy
+        for speed without retraining (``uwdet eval --input-size`` measures how much).
+        """
         model, ckpt = load_model(path, resolve_device(device))
-        return cls(model, ckpt.spec, ckpt.class_names, ckpt.preprocess, **options)
+        spec = ckpt.spec if input_size is None else ckpt.spec.with_input_size(*input_size)
+        return cls(model, spec, ckpt.class_names, ckpt.preprocess, **options)
 
     # ----------------------------------------------------------------- settings
     @property
