@@ -104,8 +104,17 @@ def test_lifecycle_end_to_end(setup):
     assert not client.change_state(NODE, Transition.TRANSITION_CONFIGURE)
     assert "truncated or corrupt PyTorch checkpoint" in node.log() and node.alive()
 
+    # input_size: a malformed value is refused when set; a size the anchors cannot tile fails configure with the
+    # reason; a valid one runs the 128x128-trained model at 192x256 (reported in diagnostics below)
+    refused = client.set_parameters(NODE, input_size="320-448")[0]
+    assert not refused.successful and "HxW" in refused.reason
+    assert client.set_parameters(NODE, model_path=str(model), input_size="100x100")[0].successful
+    assert not client.change_state(NODE, Transition.TRANSITION_CONFIGURE)
+    assert "invalid parameter: input_size for tdrnet_lite: input size 100x100" in node.log() and node.alive()
+    assert client.get_state(NODE) == "unconfigured"
+    assert client.set_parameters(NODE, input_size="192x256")[0].successful
+
     # configure -> inactive: model loaded, nothing subscribed yet
-    assert client.set_parameters(NODE, model_path=str(model))[0].successful
     assert client.change_state(NODE, Transition.TRANSITION_CONFIGURE)
     assert client.get_state(NODE) == "inactive" and "UNTRAINED MODEL" in node.log()
     refused = client.set_parameters(NODE, model_path=str(corrupt))[0]
@@ -124,6 +133,7 @@ def test_lifecycle_end_to_end(setup):
     processed, key_frames = int(diag["processed_total"]), int(diag["key_frames_total"])
     assert processed >= 8 and key_frames == math.ceil(processed / 4), diag
     assert diag["temporal"] == "True" and diag["model"] == "tdrnet_lite"
+    assert diag["input_size"] == "192x256" and diag["trained_input_size"] == "128x128"
 
     # deactivate: no subscription, no output
     assert client.change_state(NODE, Transition.TRANSITION_DEACTIVATE)

@@ -241,6 +241,9 @@ def test_config_file_sets_every_parameter_to_the_code_default():
     ("qos_reliability", "maybe", "qos_reliability must be one of"),
     ("class_id_mode", "number", "class_id_mode must be one of name, index"),
     ("model_path", " ", "model_path must not be empty"),
+    ("input_size", "320", "input_size must be HxW"),
+    ("input_size", "320x-448", "input_size must be HxW"),
+    ("input_size", "32x448", "between 64 and 4096"),
 ])
 def test_invalid_parameter_values_are_refused_with_a_reason(name, value, reason):
     assert reason in params.check_value(name, value)
@@ -261,3 +264,8 @@ def test_missing_model_path_names_where_it_looked(tmp_path, monkeypatch):
     (tmp_path / "m.pt").write_bytes(b"x")
     assert resolve_model_path("m.pt") == tmp_path / "m.pt"
     assert resolve_model_path(str(tmp_path / "m.pt")) == tmp_path / "m.pt"
+
+
+def test_input_size_parses_height_first_and_empty_means_the_checkpoints_own():
+    assert params.parse_input_size("") is None and params.parse_input_size("  ") is None
+    assert params.parse_input_size("320x448") == (320, 448) and params.parse_input_size(" 384X512 ") == (384, 512)

@@ -53,7 +53,7 @@ from ..ops.postprocess import PostprocessConfig
 from .class_filter import keep_mask, parse_class_filter
 from .debug_drawing import draw_detections
 from .detection_messages import detections_to_msg, label_info_msg
-from .detector_parameters import PARAMETERS, RUNTIME, check_value, declare_all, phase_refusal
+from .detector_parameters import PARAMETERS, RUNTIME, check_value, declare_all, parse_input_size, phase_refusal
 from .diagnostics import NodeStatistics, diagnostic_array, diagnostic_level
 from .error_throttle import ErrorThrottle
 from .image_conversion import ImageDecodeError, bgr_to_image_msg, decode_image_msg, image_encoding_name
@@ -212,8 +212,13 @@ class DetectorNode(LifecycleNode):
             configure_cpu_runtime(threads if threads > 0 else None)
         t0 = time.perf_counter()
         model, ckpt = load_model(path, device)
+        size = parse_input_size(self._param("input_size"))
+        try:
+            spec = ckpt.spec if size is None else ckpt.spec.with_input_size(*size)
+        except ValueError as exc:
+            raise ConfigureError(f"invalid parameter: input_size for {ckpt.spec.name}: {exc}") from exc
         detector = TemporalDetector(
-            model, ckpt.spec, ckpt.class_names, ckpt.preprocess, tracking=bool(self._param("tracking")),
+            model, spec, ckpt.class_names, ckpt.preprocess, tracking=bool(self._param("tracking")),
         )
         self._apply_runtime_settings(detector)  # validates class_filter against the model's classes too
         self._warm_up(detector)
@@ -221,13 +226,16 @@ class DetectorNode(LifecycleNode):
         self._model_info = {
             "model": ckpt.spec.name, "model_path": str(path), "device": str(device),
             "classes": ",".join(ckpt.class_names), "temporal": detector.is_temporal, "untrained": untrained,
-            "input_size": "x".join(str(v) for v in ckpt.spec.input_size),
+            "input_size": "x".join(str(v) for v in spec.input_size),
+            "trained_input_size": "x".join(str(v) for v in ckpt.spec.input_size),
         }
         with self._lock:
             self._detector = detector
         self.get_logger().info(
             f"loaded {ckpt.spec.name} from {path} on {device} in {time.perf_counter() - t0:.1f} s; "
-            f"classes {list(ckpt.class_names)}; k={detector.key_interval} e={detector.soft_coefficient}"
+            f"classes {list(ckpt.class_names)}; input {spec.input_size[0]}x{spec.input_size[1]}"
+            f"{'' if size is None else f' (trained at {ckpt.spec.input_size[0]}x{ckpt.spec.input_size[1]})'}; "
+            f"k={detector.key_interval} e={detector.soft_coefficient}"
         )
         if untrained:
             prov = ckpt.provenance

@@ -71,6 +71,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               CONFIGURE),
     ParamSpec("device", "auto", f"inference device: {DEVICE_HINT}", CONFIGURE),
     ParamSpec("threads", 0, "PyTorch CPU threads (0 = PyTorch's default)", CONFIGURE, int_range=(0, 256)),
+    ParamSpec("input_size", "",
+              "network input HxW, e.g. 320x448 (multiples of 64; empty = the size the checkpoint was trained at): "
+              "a smaller size is faster and less accurate, without retraining", CONFIGURE),
     ParamSpec("tracking", True, "assign temporal track ids (Detection2D.id)", CONFIGURE),
     ParamSpec("diagnostics_period_s", 1.0, "period of /diagnostics messages", CONFIGURE,
               float_range=(0.1, 60.0)),
@@ -103,6 +106,24 @@ PARAMETERS: tuple[ParamSpec, ...] = (
 BY_NAME: dict[str, ParamSpec] = {p.name: p for p in PARAMETERS}
 
 
+def parse_input_size(text: str) -> tuple[int, int] | None:
+    """``""`` -> None (the checkpoint's own size); ``"320x448"`` -> (320, 448), height first as the model configs.
+
+    Only the form is checked here; whether the model's anchors tile that size is checked at configure, where the
+    model is known (a refused size fails the transition with the reason and leaves the node unconfigured).
+    """
+    text = str(text).strip().lower()
+    if not text:
+        return None
+    parts = text.split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise ValueError(f"input_size must be HxW (height first, e.g. 320x448) or empty, got {text!r}")
+    h, w = (int(p) for p in parts)
+    if h < 64 or w < 64 or h > 4096 or w > 4096:
+        raise ValueError(f"input_size must be between 64 and 4096 on each side, got {text!r}")
+    return h, w
+
+
 def declare_all(node: Any) -> None:
     """Declare every parameter on ``node`` with its descriptor (values from a params file override defaults)."""
     for spec in PARAMETERS:
@@ -121,6 +142,8 @@ def check_value(name: str, value: Any) -> str | None:
             validate_key_interval(value)
         elif name == "soft_coefficient":
             validate_soft_coefficient(value)
+        elif name == "input_size":
+            parse_input_size(value)
     except ValueError as exc:
         return str(exc)
     if name == "score_threshold" and not (0.0 <= value < 1.0):
