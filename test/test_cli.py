@@ -222,3 +222,18 @@ def test_train_into_a_folder_holding_a_run_is_a_one_line_error_and_keeps_the_run
     assert_one_line_error(uwdet("train", "--config", str(recipe)), "train_state.pt", "--resume", "--overwrite")
     both = uwdet("train", "--config", str(recipe), "--resume", "--overwrite")
     assert both.returncode == 2 and "not allowed with argument" in both.stderr
+
+
+def test_bench_models_times_one_config_at_several_sizes_in_one_run(tmp_path):
+    """NAME@HxW: the same config at two sizes, each with its DRNet reference at that size, in one run."""
+    out = tmp_path / "sizes.json"
+    proc = uwdet("bench-models", "--models", "--backbones", "--temporal", "tdrnet_lite@128x128",
+                 "tdrnet_lite@128x192", "-k", "4", "--repeats", "2", "--warmup", "0", "--threads", "1",
+                 "--sequence-length", "4", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["name"], r["input_size"]) for r in rows] == [
+        ("drnet_lite", [128, 128]), ("tdrnet_lite", [128, 128]), ("drnet_lite", [128, 192]), ("tdrnet_lite", [128, 192])]
+    assert rows[3]["speedup_vs_drnet"] == pytest.approx(rows[2]["forward_ms_median"] / rows[3]["forward_ms_median"])
+    assert_one_line_error(uwdet("bench-models", "--models", "--backbones", "--temporal", "tdrnet_lite@100x100"),
+                          "100x100", "multiples of 64")

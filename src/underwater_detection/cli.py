@@ -271,8 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backbones", nargs="*", default=None, help="backbone names (default: all)")
     p.add_argument("--temporal", nargs="*", default=None,
                    help="TRNet/TDRNet configs (names or YAML paths, e.g. config/probes/tdrnet_lite_w2.yaml) timed "
-                        "over a sequence, each at its own input size (default: trnet_lite tdrnet_lite tdrnet_lite_tcb "
-                        "tdrnet_lite_tcb_r384)")
+                        "over a sequence, each at its own input size or at NAME@HxW (e.g. tdrnet_lite_tcb@320x448; "
+                        "also for --models) (default: trnet_lite tdrnet_lite tdrnet_lite_tcb tdrnet_lite_tcb_r384)")
     p.add_argument("-k", nargs="+", type=positive_int, default=[1, 2, 4, 8], help="key-frame intervals (default 1 2 4 8)")
     p.add_argument("--sequence-length", type=positive_int, default=24, help="frames per timed sequence")
     p.add_argument("--size", type=_parse_size, default=None,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -170,6 +171,15 @@ def _sized(spec: ModelSpec, size: tuple[int, int] | None) -> ModelSpec:
     return spec if size is None else spec.with_input_size(*size)
 
 
+def split_sized_name(entry: str, size: tuple[int, int] | None) -> tuple[str, tuple[int, int] | None]:
+    """``"tdrnet_lite_tcb@320x448"`` -> the config and its own size (height first), so one run can time one config at
+    several sizes, each against a DRNet reference at the same size; a bare name keeps ``size``."""
+    match = re.fullmatch(r"(.+)@(\d+)[xX](\d+)", entry)
+    if match is None:  # a bare name, or a path that merely contains '@': loading it says what is wrong
+        return entry, size
+    return match.group(1), (int(match.group(2)), int(match.group(3)))
+
+
 def run_benchmark(
     models: Sequence[str] = DEFAULT_MODELS,
     backbones: Sequence[str] = DEFAULT_BACKBONES,
@@ -192,17 +202,19 @@ def run_benchmark(
     # 320x320. A size given applies to everything. Reference rows are keyed by size too: a ratio to DRNet only
     # means something when both ran at the same size.
     by_key: dict[tuple[str, tuple[int, int]], BenchRow] = {}
-    for name in models:
+    for entry in models:
         if progress:
-            progress(f"model {name}")
-        spec = _sized(load_model_spec(name), size)
+            progress(f"model {entry}")
+        name, own_size = split_sized_name(entry, size)
+        spec = _sized(load_model_spec(name), own_size)
         model = build_model(spec, num_classes, pretrained_backbone=False)
         rows.append(bench_module(name, "model", model, spec.input_size, warmup, repeats))
         by_key[(spec.name, spec.input_size)] = rows[-1]  # by the config's name: a YAML path to drnet_lite counts
-    for name in temporal:
+    for entry in temporal:
         if progress:
-            progress(f"temporal {name}")
-        spec = _sized(load_model_spec(name), size)  # a name or a YAML path (probe configs)
+            progress(f"temporal {entry}")
+        name, own_size = split_sized_name(entry, size)
+        spec = _sized(load_model_spec(name), own_size)  # a name or a YAML path (probe configs)
         if not spec.is_temporal:
             raise ValueError(f"'{name}' is not a temporal (trnet/tdrnet) model config")
         drnet = _drnet_for(spec.name)
