@@ -133,3 +133,17 @@ def test_user_errors_are_one_line(synth, capsys):
     assert err.startswith("uwdet: error: bag ") and "has no topic '/nope'; its topics: /camera/camera_info" in err
     assert main(["bag-eval", str(bag), "--model", str(bag / "missing.pt")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_input_size_runs_the_checkpoint_at_another_size_like_the_nodes_parameter(synth, evaluated, tmp_path, capsys):
+    root, bag, ckpt = synth
+    _, default_report = evaluated
+    assert default_report["input_size"] == [128, 128]
+    js = tmp_path / "r.json"
+    assert main(["bag-eval", str(bag), "--model", str(ckpt), "--input-size", "192x256", "--max-frames", "4",
+                 "--json", str(js), "--threads", "1", "--device", "cpu"]) == 0
+    assert json.loads(js.read_text())["input_size"] == [192, 256]
+    assert "at 192x256 (k=" in capsys.readouterr().out
+    assert main(["bag-eval", str(bag), "--model", str(ckpt), "--input-size", "100x100", "--max-frames", "4"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("uwdet: error: ") and "100x100" in err and "multiples of" in err

@@ -237,3 +237,15 @@ def test_bench_models_times_one_config_at_several_sizes_in_one_run(tmp_path):
     assert rows[3]["speedup_vs_drnet"] == pytest.approx(rows[2]["forward_ms_median"] / rows[3]["forward_ms_median"])
     assert_one_line_error(uwdet("bench-models", "--models", "--backbones", "--temporal", "tdrnet_lite@100x100"),
                           "100x100", "multiples of 64")
+
+
+def test_bench_models_sized_entries_keep_their_size_when_size_is_given(tmp_path):
+    out = tmp_path / "mixed.json"
+    proc = uwdet("bench-models", "--models", "--backbones", "--size", "128", "--temporal", "tdrnet_lite",
+                 "tdrnet_lite@192", "-k", "4", "--repeats", "1", "--warmup", "0", "--threads", "1",
+                 "--sequence-length", "4", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["name"], r["input_size"]) for r in rows] == [
+        ("drnet_lite", [128, 128]), ("tdrnet_lite", [128, 128]), ("drnet_lite", [192, 192]), ("tdrnet_lite", [192, 192])]
+    assert "NAME@HxW entries at their own" in proc.stdout

@@ -338,3 +338,24 @@ def test_anchor_strides_must_match_the_model():
     with torch.no_grad():
         out = model(torch.randn(1, 3, 320, 320))
     assert out.loc.shape[1] == priors_for(spec).shape[0]
+
+
+def test_one_size_parser_reads_height_first_and_refuses_half_sizes():
+    from underwater_detection.models.spec import parse_size_hw
+
+    assert parse_size_hw("320x448") == (320, 448) and parse_size_hw(" 384X512 ") == (384, 512)
+    assert parse_size_hw("320") == (320, 320)
+    for bad in ("320x", "x448", "320x448x3", "320,448", "-320x448", "big", ""):
+        with pytest.raises(ValueError, match="N or HxW"):
+            parse_size_hw(bad)
+
+
+def test_an_aspect_change_is_flagged_and_a_pure_scale_change_is_not():
+    from underwater_detection.models.spec import aspect_change_warning
+
+    assert aspect_change_warning((384, 512), (384, 512)) is None
+    assert aspect_change_warning((384, 512), (192, 256)) is None  # same shape, smaller: only resolution changes
+    assert aspect_change_warning((384, 512), (320, 448)) is None  # 1.40 vs 1.33: within 10 %
+    warning = aspect_change_warning((320, 320), (320, 448))
+    assert warning is not None and "1.40x as wide" in warning and "320x320" in warning
+    assert "0.71x as wide" in aspect_change_warning((320, 448), (320, 320))

@@ -11,24 +11,11 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from . import __version__
-from .cli_types import positive_int
+from .cli_types import input_size_hw, positive_int
 
 
 class UserError(Exception):
     """An error caused by the user's input; printed without a traceback."""
-
-
-def _parse_size(text: str) -> tuple[int, int]:
-    parts = text.lower().replace("x", ",").split(",")
-    try:
-        values = [int(p) for p in parts if p]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"size must be N or HxW, got {text!r}") from exc
-    if len(values) == 1:
-        return values[0], values[0]
-    if len(values) == 2:
-        return values[0], values[1]
-    raise argparse.ArgumentTypeError(f"size must be N or HxW, got {text!r}")
 
 
 def _json_safe(value: object) -> object:
@@ -69,7 +56,8 @@ def cmd_bench_models(args: argparse.Namespace) -> int:
         )
     except (ValueError, FileNotFoundError, RuntimeError) as exc:  # RuntimeError: e.g. effnet package missing
         raise UserError(str(exc)) from exc
-    size = f"{args.size[0]}x{args.size[1]}" if args.size else "each config's own input size (column 'input HxW')"
+    size = (f"{args.size[0]}x{args.size[1]} (NAME@HxW entries at their own)" if args.size
+            else "each config's own input size or NAME@HxW (column 'input HxW')")
     print(f"bench-models: {size}, batch 1, {args.threads} threads, "
           f"median of {args.repeats} after {args.warmup} warm-up, "
           f"allocator tuning {'off' if args.no_allocator_tuning else 'on'}")
@@ -144,6 +132,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .engine.runtime import configure_cpu_runtime
     from .engine.temporal import TemporalDetector
     from .models.checkpoint import CheckpointError
+    from .models.spec import aspect_change_warning
 
     configure_cpu_runtime(args.threads)
     try:
@@ -157,6 +146,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         dataset = load_dataset(args.data, class_names=list(detector.class_names))
     except (CheckpointError, ValueError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from exc
+    warning = aspect_change_warning(detector.trained_input_size, detector.spec.input_size)
+    if warning:
+        print(f"uwdet eval: warning: {warning}", file=sys.stderr)
     # The same per-image cap as `uwdet results`, so the two commands' figures for one file agree to the digit.
     detector.postprocess_config = detector.postprocess_config.with_max_detections(args.max_detections)
     stamp_fps = args.fps if args.fps is not None else (dataset.frame_rate() or 10.0)
@@ -168,7 +160,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         results = [ev.evaluate(detector, dataset, stamp_fps, args.max_frames)]
     h_in, w_in = detector.spec.input_size
-    print(f"eval {name} at {h_in}x{w_in} (HxW) on {args.data}: {results[0].frames} frames")
+    trained = detector.trained_input_size
+    at = f"{h_in}x{w_in}" + ("" if trained == (h_in, w_in) else f", trained at {trained[0]}x{trained[1]}")
+    print(f"eval {name} at {at} (HxW) on {args.data}: {results[0].frames} frames")
     print("| k | e | mAP@0.5 | mAP@0.5 (11pt) | COCO AP | AP50 | AP75 | APs | APm | APl | fwd FPS | e2e ms |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
@@ -186,10 +180,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
                           for c, m in best.map50_by_condition.items()))
     written = [ev.write_json(out / "eval.json", {
         "checkpoint": str(args.checkpoint), "data": str(args.data), "model": name,
-        "input_size": [h_in, w_in], "max_detections": args.max_detections, "results": [r.to_dict() for r in results]})]
-    written.append(ev.plot_pr_curves(best, detector.class_names, out / "pr_curves.png", f"{name} PR curves"))
+        "input_size": [h_in, w_in], "trained_input_size": list(trained), "max_detections": args.max_detections,
+        "results": [r.to_dict() for r in results]})]
+    label = name if trained == (h_in, w_in) else f"{name} at {h_in}x{w_in}"
+    written.append(ev.plot_pr_curves(best, detector.class_names, out / "pr_curves.png", f"{label} PR curves"))
     if args.sweep and detector.is_temporal:
-        written.append(ev.plot_sweep(results, out / "sweep_k_e.png", f"{name}: mAP vs forward FPS"))
+        written.append(ev.plot_sweep(results, out / "sweep_k_e.png", f"{label}: mAP vs forward FPS"))
     for path in written:
         print(f"wrote {path}")
     return 0
@@ -275,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "also for --models) (default: trnet_lite tdrnet_lite tdrnet_lite_tcb tdrnet_lite_tcb_r384)")
     p.add_argument("-k", nargs="+", type=positive_int, default=[1, 2, 4, 8], help="key-frame intervals (default 1 2 4 8)")
     p.add_argument("--sequence-length", type=positive_int, default=24, help="frames per timed sequence")
-    p.add_argument("--size", type=_parse_size, default=None,
+    p.add_argument("--size", type=input_size_hw, default=None,
                    help="input size N or HxW (height first, e.g. 384x512) for every model and backbone, overriding "
                         "each config's input_size (default: each config at its own size, backbones at 320x320)")
     p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default 2)")
@@ -319,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=positive_int, default=None)
     p.add_argument("--max-detections", type=positive_int, default=100,
                    help="detections kept per image (default 100, as COCO evaluates and as `uwdet results` does)")
-    p.add_argument("--input-size", type=_parse_size, default=None,
+    p.add_argument("--input-size", type=input_size_hw, default=None,
                    help="run the network at N or HxW (height first, e.g. 320x448; multiples of 64) instead of the size "
                         "it was trained at: what accuracy a faster or a finer size gives, without retraining")
     p.add_argument("--device", default="auto")

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..cli_types import positive_int
+from ..cli_types import input_size_hw, positive_int
 from ..models.shipped import DEFAULT_CHECKPOINT, VEHICLE_MODEL
 
 DEFAULT_MODEL = Path(DEFAULT_CHECKPOINT)
@@ -49,7 +49,7 @@ def cmd_bag_eval(args: argparse.Namespace) -> int:
         bag=Path(args.bag), checkpoint=check_model_path(Path(args.model)), image_topic=args.image_topic,
         gt_topic=args.gt_topic, gt_coco=None if args.gt_coco is None else Path(args.gt_coco), gt_video=args.gt_video,
         pace=args.pace, rate=args.rate, key_interval=args.k, soft_coefficient=args.e,
-        score_threshold=args.score_threshold, device=args.device,
+        score_threshold=args.score_threshold, device=args.device, input_size=args.input_size,
         out_bag=None if args.out is None else Path(args.out), out_topic=args.out_topic, overwrite=args.overwrite,
         max_frames=args.max_frames,
     )
@@ -110,6 +110,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-k", type=positive_int, default=None, help="key-frame interval (default: the model's)")
     p.add_argument("-e", type=float, default=None, help="soft coefficient (default: the model's)")
     p.add_argument("--score-threshold", type=float, default=None, help="override the model's score threshold")
+    p.add_argument("--input-size", type=input_size_hw, default=None,
+                   help="run the network at HxW (height first), as the node's input_size parameter does "
+                        "(default: the size the checkpoint was trained at)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads")
     p.add_argument("--out", default=None, help="write the detections to this new bag folder (MCAP)")

@@ -49,6 +49,7 @@ class BagEvalOptions:
     soft_coefficient: float | None = None
     score_threshold: float | None = None
     device: str = "auto"
+    input_size: tuple[int, int] | None = None  # (height, width); None: the checkpoint's own
     out_bag: Path | None = None
     out_topic: str = DEFAULT_OUT_TOPIC
     overwrite: bool = False
@@ -61,6 +62,7 @@ class BagEvalReport:
     checkpoint: str
     model: str
     untrained: bool
+    input_size: list[int]
     image_topic: str
     ground_truth: str | None
     pace: str
@@ -141,7 +143,8 @@ def run_bag_eval(opts: BagEvalOptions, progress: Callable[[int, int], None] | No
             options["postprocess_config"] = PostprocessConfig(
                 score_threshold=opts.score_threshold, nms_iou=pp.nms_iou, pre_nms_top_k=pp.pre_nms_top_k,
                 max_detections=pp.max_detections)
-        detector = TemporalDetector.from_checkpoint(opts.checkpoint, device=opts.device, **options)
+        detector = TemporalDetector.from_checkpoint(opts.checkpoint, device=opts.device, input_size=opts.input_size,
+                                                    **options)
         names = detector.class_names
         truth = load_ground_truth(bag, opts, names)
         total = info.count if opts.max_frames is None else min(info.count, opts.max_frames)
@@ -219,7 +222,8 @@ def run_bag_eval(opts: BagEvalOptions, progress: Callable[[int, int], None] | No
     mean_latency = float(np.mean(latencies))
     return BagEvalReport(
         bag=str(opts.bag), checkpoint=str(opts.checkpoint), model=detector.spec.name,
-        untrained=is_untrained(ckpt_meta.provenance), image_topic=opts.image_topic,
+        untrained=is_untrained(ckpt_meta.provenance), input_size=list(detector.spec.input_size),
+        image_topic=opts.image_topic,
         ground_truth=None if truth is None else truth.source, pace=opts.pace, frames=frames_done,
         frames_with_ground_truth=len(preds), key_frames=detector.stats["key_frames"], resets=detector.stats["resets"],
         key_interval=detector.key_interval if detector.is_temporal else None,
@@ -251,7 +255,9 @@ def format_report(report: BagEvalReport) -> str:
         lines.append("WARNING: the checkpoint is NOT TRAINED (random weights): accuracy figures are meaningless")
     k = "-" if report.key_interval is None else str(report.key_interval)
     e = "-" if report.soft_coefficient is None else f"{report.soft_coefficient:g}"
-    lines.append(f"bag-eval {report.model} (k={k}, e={e}) on {report.bag} [{report.image_topic}], pace {report.pace}")
+    size = "x".join(str(v) for v in report.input_size)
+    lines.append(f"bag-eval {report.model} at {size} (k={k}, e={e}) on {report.bag} [{report.image_topic}], "
+                 f"pace {report.pace}")
     lines.append(f"ground truth: {report.ground_truth or 'none (speed only)'}; "
                  f"{report.frames_with_ground_truth}/{report.frames} frames scored")
     lines.append("| frames | key frames | mAP@0.5 | mAP@0.5 (11pt) | COCO AP | AP50 | AP75 | latency p50 ms | p95 ms | FPS | dets/frame |")

@@ -32,7 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..models.backbones import build_backbone
 from ..models.registry import build_model
-from ..models.spec import ModelSpec, available_model_specs, load_model_spec
+from ..models.spec import ModelSpec, available_model_specs, load_model_spec, parse_size_hw
 from .runtime import configure_cpu_runtime
 
 DEFAULT_MODELS = (
@@ -174,10 +174,10 @@ def _sized(spec: ModelSpec, size: tuple[int, int] | None) -> ModelSpec:
 def split_sized_name(entry: str, size: tuple[int, int] | None) -> tuple[str, tuple[int, int] | None]:
     """``"tdrnet_lite_tcb@320x448"`` -> the config and its own size (height first), so one run can time one config at
     several sizes, each against a DRNet reference at the same size; a bare name keeps ``size``."""
-    match = re.fullmatch(r"(.+)@(\d+)[xX](\d+)", entry)
+    match = re.fullmatch(r"(.+)@(\d+(?:[xX]\d+)?)", entry)
     if match is None:  # a bare name, or a path that merely contains '@': loading it says what is wrong
         return entry, size
-    return match.group(1), (int(match.group(2)), int(match.group(3)))
+    return match.group(1), parse_size_hw(match.group(2))
 
 
 def run_benchmark(
@@ -199,7 +199,7 @@ def run_benchmark(
     configure_cpu_runtime(threads, tune_allocator)
     rows = []
     # size None: every config at its own input_size (a probe trained at 384x512 is timed at 384x512), backbones at
-    # 320x320. A size given applies to everything. Reference rows are keyed by size too: a ratio to DRNet only
+    # 320x320. A size given applies to everything but NAME@HxW entries, which keep their own. Reference rows are keyed by size too: a ratio to DRNet only
     # means something when both ran at the same size.
     by_key: dict[tuple[str, tuple[int, int]], BenchRow] = {}
     for entry in models:

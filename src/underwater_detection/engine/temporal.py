@@ -136,6 +136,7 @@ class TemporalDetector:
         self.max_streams = max_streams
         self._streams: OrderedDict[str, _StreamState] = OrderedDict()
         self._priors = priors_for(spec, self.device)
+        self.trained_input_size: tuple[int, int] = tuple(spec.input_size)  # from_checkpoint: the checkpoint's own
         self.stats = {"frames": 0, "key_frames": 0, "resets": 0}
 
     # ----------------------------------------------------------------- construction
@@ -154,7 +155,9 @@ class TemporalDetector:
         """
         model, ckpt = load_model(path, resolve_device(device))
         spec = ckpt.spec if input_size is None else ckpt.spec.with_input_size(*input_size)
-        return cls(model, spec, ckpt.class_names, ckpt.preprocess, **options)
+        detector = cls(model, spec, ckpt.class_names, ckpt.preprocess, **options)
+        detector.trained_input_size = tuple(ckpt.spec.input_size)
+        return detector
 
     # ----------------------------------------------------------------- settings
     @property

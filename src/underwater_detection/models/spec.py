@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,35 @@ def validate_temporal(cfg: dict[str, Any] | None, model_name: str = "?") -> dict
     out["soft_coefficient"] = float(out["soft_coefficient"])
     out["max_gap_s"] = float(out["max_gap_s"])
     return out
+
+
+def parse_size_hw(text: str) -> tuple[int, int]:
+    """``"320x448"`` -> (320, 448), height first as in the model configs; ``"320"`` -> (320, 320).
+
+    One parser for every place a network input size is typed (eval, bench-models, bag-eval, the node), so the
+    same text means the same size everywhere and a slip such as ``320x`` is an error, not a guess.
+    """
+    match = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?", str(text))
+    if match is None:
+        raise ValueError(f"size must be N or HxW (height first, e.g. 320x448), got {text!r}")
+    h = int(match.group(1))
+    return h, int(match.group(2) or h)
+
+
+def aspect_change_warning(trained: tuple[int, int], used: tuple[int, int]) -> str | None:
+    """Why running at ``used`` may cost more than its pixel count suggests, or None.
+
+    Frames are stretched to the input size (no letterbox), so a model learned objects with the aspect its
+    trained size imposed; another aspect distorts them differently. Anchors are fixed pixel sizes, so the
+    object-to-anchor scale moves with the size too, but that is what a size change is for.
+    """
+    (th, tw), (uh, uw) = trained, used
+    ratio = (uw / uh) / (tw / th)
+    if abs(ratio - 1.0) <= 0.1:
+        return None
+    return (f"input {uh}x{uw} has width/height {uw / uh:.2f}, the model was trained at {th}x{tw} ({tw / th:.2f}): "
+            f"frames are stretched to the input, so objects look {ratio:.2f}x as wide to it as in training; "
+            "expect a loss beyond the resolution change (measure it with uwdet eval --input-size)")
 
 
 def validate_key_interval(k: Any) -> int:

@@ -49,6 +49,7 @@ from vision_msgs.msg import Detection2DArray, LabelInfo
 from ..engine.temporal import Detections, TemporalDetector, resolve_device
 from ..models.checkpoint import CheckpointError, load_model
 from ..models.random_weights import is_untrained
+from ..models.spec import aspect_change_warning
 from ..ops.postprocess import PostprocessConfig
 from .class_filter import keep_mask, parse_class_filter
 from .debug_drawing import draw_detections
@@ -237,6 +238,9 @@ class DetectorNode(LifecycleNode):
             f"{'' if size is None else f' (trained at {ckpt.spec.input_size[0]}x{ckpt.spec.input_size[1]})'}; "
             f"k={detector.key_interval} e={detector.soft_coefficient}"
         )
+        warning = aspect_change_warning(ckpt.spec.input_size, spec.input_size)
+        if warning:
+            self.get_logger().warning(f"input_size: {warning}")
         if untrained:
             prov = ckpt.provenance
             self.get_logger().warning(
