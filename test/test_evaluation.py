@@ -129,9 +129,12 @@ def test_eval_runs_a_checkpoint_at_another_input_size_and_refuses_one_the_anchor
     assert proc.returncode == 0, proc.stderr[-3000:]
     payload = json.loads((tmp_path / "a" / "eval.json").read_text())
     assert payload["input_size"] == [192, 256] and payload["results"][0]["frames"] == 12
-    assert "at 192x256 (HxW)" in proc.stdout
+    assert payload["trained_input_size"] == [128, 128]
+    assert "at 192x256, trained at 128x128 (HxW)" in proc.stdout
+    assert "warning: input 192x256 has width/height 1.33" in proc.stderr  # stretched unlike training: said so
     proc = subprocess.run(base + ["--out", str(tmp_path / "b")], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and json.loads((tmp_path / "b" / "eval.json").read_text())["input_size"] == [128, 128]
+    assert "at 128x128 (HxW)" in proc.stdout and "warning" not in proc.stderr
     proc = subprocess.run(base + ["--input-size", "100x100", "--out", str(tmp_path / "c")], env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "100x100" in proc.stderr and "multiples of" in proc.stderr
