@@ -297,3 +297,16 @@ def test_a_continuing_model_records_the_shipped_weights_it_started_from(name):
     source = provenance[INIT_SOURCE]
     assert source["model"] == CONTINUES[name] and sorted(source["modules"]) == ["rd", "rg"] and source["frozen"] == []
     assert source["weights_sha256"] == weights_sha256(read_checkpoint(REPO / "models" / f"{CONTINUES[name]}.pt").state_dict)
+
+
+def test_the_kept_candidate_is_the_more_data_probes_output_from_the_shipped_vehicle_model():
+    """models/candidates/ keeps a probe's weights for promotion later: the file must be what its README says (the
+    more-data recipe, 24000 training images, started from the shipped tdrnet_lite_tcb weights)."""
+    path = REPO / "models" / "candidates" / "tdrnet_lite_tcb_more_data_synth_cycle4.pt"
+    provenance = read_checkpoint(path).provenance
+    assert "config/probes/tdrnet_lite_tcb_more_data_synth_cycle4.yaml" in provenance["command"]
+    assert provenance["train_images"] == 24000 and provenance["seed"] == 3 and int(provenance["iterations"]) == 2000
+    assert provenance["train_data"][1] == "data/synth/train_more/annotations.json"
+    source = provenance[INIT_SOURCE]
+    assert source["weights_sha256"] == weights_sha256(read_checkpoint(REPO / "models" / "tdrnet_lite_tcb.pt").state_dict)
+    assert path.stat().st_size < 20 * 2**20

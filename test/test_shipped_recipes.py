@@ -147,6 +147,9 @@ PROBES = RECIPES.parent / "probes"
         ("tdrnet_lite_tcb_more_data_synth_cycle4", "tdrnet_lite_tcb_synth_cycle3", {},  # the control above + 180 videos
          {("init", "checkpoint"): "models/tdrnet_lite_tcb.pt", ("seed",): 3,
           ("data", "train"): ["data/synth/train/annotations.json", "data/synth/train_more/annotations.json"]}),
+        ("tdrnet_lite_tcb_more_data_synth_cycle5", "tdrnet_lite_tcb_synth_cycle3", {},  # one more cycle on them
+         {("init", "checkpoint"): "models/candidates/tdrnet_lite_tcb_more_data_synth_cycle4.pt", ("seed",): 3,
+          ("data", "train"): ["data/synth/train/annotations.json", "data/synth/train_more/annotations.json"]}),
     ],
 )
 def test_a_probe_differs_from_its_shipped_baseline_only_where_it_says(probe, baseline, model_changes, recipe_changes):
