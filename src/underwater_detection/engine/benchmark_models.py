@@ -199,8 +199,8 @@ def run_benchmark(
     configure_cpu_runtime(threads, tune_allocator)
     rows = []
     # size None: every config at its own input_size (a probe trained at 384x512 is timed at 384x512), backbones at
-    # 320x320. A size given applies to everything but NAME@HxW entries, which keep their own. Reference rows are keyed by size too: a ratio to DRNet only
-    # means something when both ran at the same size.
+    # 320x320. A size given applies to everything but NAME@HxW entries, which keep their own. Reference rows are
+    # keyed by size too: a ratio to DRNet only means something when both ran at the same size.
     by_key: dict[tuple[str, tuple[int, int]], BenchRow] = {}
     for entry in models:
         if progress:

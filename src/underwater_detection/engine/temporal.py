@@ -109,6 +109,7 @@ class TemporalDetector:
         tracking: bool = True,
         tracker_options: dict[str, Any] | None = None,
         max_streams: int = 16,
+        trained_input_size: Sequence[int] | None = None,
     ) -> None:
         self.model = model.eval()
         self.spec = spec
@@ -136,7 +137,9 @@ class TemporalDetector:
         self.max_streams = max_streams
         self._streams: OrderedDict[str, _StreamState] = OrderedDict()
         self._priors = priors_for(spec, self.device)
-        self.trained_input_size: tuple[int, int] = tuple(spec.input_size)  # from_checkpoint: the checkpoint's own
+        # the size the weights were trained at, when ``spec`` runs them at another (reported, and warned about)
+        h, w = spec.input_size if trained_input_size is None else trained_input_size
+        self.trained_input_size: tuple[int, int] = (int(h), int(w))
         self.stats = {"frames": 0, "key_frames": 0, "resets": 0}
 
     # ----------------------------------------------------------------- construction
@@ -155,9 +158,7 @@ class TemporalDetector:
         """
         model, ckpt = load_model(path, resolve_device(device))
         spec = ckpt.spec if input_size is None else ckpt.spec.with_input_size(*input_size)
-        detector = cls(model, spec, ckpt.class_names, ckpt.preprocess, **options)
-        detector.trained_input_size = tuple(ckpt.spec.input_size)
-        return detector
+        return cls(model, spec, ckpt.class_names, ckpt.preprocess, trained_input_size=ckpt.spec.input_size, **options)
 
     # ----------------------------------------------------------------- settings
     @property

@@ -220,6 +220,7 @@ class DetectorNode(LifecycleNode):
             raise ConfigureError(f"invalid parameter: input_size for {ckpt.spec.name}: {exc}") from exc
         detector = TemporalDetector(
             model, spec, ckpt.class_names, ckpt.preprocess, tracking=bool(self._param("tracking")),
+            trained_input_size=ckpt.spec.input_size,
         )
         self._apply_runtime_settings(detector)  # validates class_filter against the model's classes too
         self._warm_up(detector)
@@ -228,7 +229,7 @@ class DetectorNode(LifecycleNode):
             "model": ckpt.spec.name, "model_path": str(path), "device": str(device),
             "classes": ",".join(ckpt.class_names), "temporal": detector.is_temporal, "untrained": untrained,
             "input_size": "x".join(str(v) for v in spec.input_size),
-            "trained_input_size": "x".join(str(v) for v in ckpt.spec.input_size),
+            "trained_input_size": "x".join(str(v) for v in detector.trained_input_size),
         }
         with self._lock:
             self._detector = detector
@@ -238,7 +239,7 @@ class DetectorNode(LifecycleNode):
             f"{'' if size is None else f' (trained at {ckpt.spec.input_size[0]}x{ckpt.spec.input_size[1]})'}; "
             f"k={detector.key_interval} e={detector.soft_coefficient}"
         )
-        warning = aspect_change_warning(ckpt.spec.input_size, spec.input_size)
+        warning = aspect_change_warning(detector.trained_input_size, spec.input_size)
         if warning:
             self.get_logger().warning(f"input_size: {warning}")
         if untrained:

@@ -73,7 +73,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("threads", 0, "PyTorch CPU threads (0 = PyTorch's default)", CONFIGURE, int_range=(0, 256)),
     ParamSpec("input_size", "",
               "network input HxW, e.g. 320x448 (multiples of 64; empty = the size the checkpoint was trained at): "
-              "a smaller size is faster and less accurate, without retraining", CONFIGURE),
+              "trades speed for accuracy without retraining; warns if its aspect differs from training's", CONFIGURE),
     ParamSpec("tracking", True, "assign temporal track ids (Detection2D.id)", CONFIGURE),
     ParamSpec("diagnostics_period_s", 1.0, "period of /diagnostics messages", CONFIGURE,
               float_range=(0.1, 60.0)),
