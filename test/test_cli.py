@@ -224,14 +224,19 @@ def test_train_into_a_folder_holding_a_run_is_a_one_line_error_and_keeps_the_run
     assert both.returncode == 2 and "not allowed with argument" in both.stderr
 
 
+def _bench_temporal_rows(tmp_path, *temporal: str, size: str | None = None):
+    """A minimal bench-models run of temporal entries only; returns the process and its JSON rows."""
+    out = tmp_path / "bench.json"
+    sized = ("--size", size) if size else ()
+    proc = uwdet("bench-models", "--models", "--backbones", *sized, "--temporal", *temporal, "-k", "4",
+                 "--repeats", "1", "--warmup", "0", "--threads", "1", "--sequence-length", "4", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return proc, json.loads(out.read_text())["rows"]
+
+
 def test_bench_models_times_one_config_at_several_sizes_in_one_run(tmp_path):
     """NAME@HxW: the same config at two sizes, each with its DRNet reference at that size, in one run."""
-    out = tmp_path / "sizes.json"
-    proc = uwdet("bench-models", "--models", "--backbones", "--temporal", "tdrnet_lite@128x128",
-                 "tdrnet_lite@128x192", "-k", "4", "--repeats", "2", "--warmup", "0", "--threads", "1",
-                 "--sequence-length", "4", "--json", str(out))
-    assert proc.returncode == 0, proc.stderr
-    rows = json.loads(out.read_text())["rows"]
+    _, rows = _bench_temporal_rows(tmp_path, "tdrnet_lite@128x128", "tdrnet_lite@128x192")
     assert [(r["name"], r["input_size"]) for r in rows] == [
         ("drnet_lite", [128, 128]), ("tdrnet_lite", [128, 128]), ("drnet_lite", [128, 192]), ("tdrnet_lite", [128, 192])]
     assert rows[3]["speedup_vs_drnet"] == pytest.approx(rows[2]["forward_ms_median"] / rows[3]["forward_ms_median"])
@@ -240,12 +245,7 @@ def test_bench_models_times_one_config_at_several_sizes_in_one_run(tmp_path):
 
 
 def test_bench_models_sized_entries_keep_their_size_when_size_is_given(tmp_path):
-    out = tmp_path / "mixed.json"
-    proc = uwdet("bench-models", "--models", "--backbones", "--size", "128", "--temporal", "tdrnet_lite",
-                 "tdrnet_lite@192", "-k", "4", "--repeats", "1", "--warmup", "0", "--threads", "1",
-                 "--sequence-length", "4", "--json", str(out))
-    assert proc.returncode == 0, proc.stderr
-    rows = json.loads(out.read_text())["rows"]
+    proc, rows = _bench_temporal_rows(tmp_path, "tdrnet_lite", "tdrnet_lite@192", size="128")
     assert [(r["name"], r["input_size"]) for r in rows] == [
         ("drnet_lite", [128, 128]), ("tdrnet_lite", [128, 128]), ("drnet_lite", [192, 192]), ("tdrnet_lite", [192, 192])]
     assert "NAME@HxW entries at their own" in proc.stdout
