@@ -26,7 +26,7 @@ PACKAGE = "underwater_detection"
 def generate_launch_description() -> LaunchDescription:
     share = FindPackageShare(PACKAGE)
     arguments = [
-        DeclareLaunchArgument("model", default_value="models/tdrnet_lite_tcb.pt",
+        DeclareLaunchArgument("model", default_value="models/tdrnet_lite_tcb_more_data.pt",
                               description="checkpoint file for the detector"),
         DeclareLaunchArgument("image_topic", default_value="/camera/image_raw",
                               description="camera topic (with compressed:=true, <image_topic>/compressed)"),

@@ -106,6 +106,18 @@ def with_history(provenance: dict, cycles: list[dict], path: Path) -> dict:
     return provenance if updated == provenance else updated
 
 
+# Where each training file comes from (Makefile targets), for the cards' data line.
+TRAIN_DATA_SOURCES = {
+    "data/synth/train/annotations.json": "`make data-synth`, train seeds 0-59, 60 sequences",
+    "data/synth/train_more/annotations.json": "`make data-synth-more`, train seeds 60-239, 180 sequences",
+    "data/synth/train_more2/annotations.json": "`make data-synth-480`, train seeds 240-479, 240 sequences",
+}
+
+
+def describe_train_data(paths: list[str]) -> list[str]:
+    return [f"{path} ({TRAIN_DATA_SOURCES[path]})" if path in TRAIN_DATA_SOURCES else path for path in paths] or ["?"]
+
+
 def card(path: Path, ckpt: Checkpoint, cycles: list[dict], shared_from: str | None, metrics: dict,
          results_meta: dict) -> str:
     p = ckpt.provenance
@@ -118,8 +130,8 @@ def card(path: Path, ckpt: Checkpoint, cycles: list[dict], shared_from: str | No
         "",
         f"- Architecture: {ckpt.spec.architecture}, input {ckpt.spec.input_size[1]}x{ckpt.spec.input_size[0]}, "
         f"classes {', '.join(ckpt.class_names)}; file {size_mb:.1f} MB.",
-        f"- Data: {', '.join(p.get('train_data', []))} ({p.get('train_images', '?')} images of `make data-synth`: "
-        "`uwdet synth` train split, seeds 0-59, 60 sequences x 100 frames, object scale 2).",
+        f"- Data: {p.get('train_images', '?')} images of the `uwdet synth` train split (100 frames per sequence, "
+        f"object scale 2): {'; '.join(describe_train_data(p.get('train_data', [])))}.",
         f"- Training: {len(known)} cycle{'' if len(known) == 1 else 's'}, {total_iterations} iterations x batch "
         f"{p.get('recipe', {}).get('solver', {}).get('batch_size', '?')}, {total_minutes:.0f} min wall time in all "
         f"on {p.get('device', '?')} with {p.get('threads', '?')} threads (shared 2-core machine), torch "
@@ -139,6 +151,11 @@ def card(path: Path, ckpt: Checkpoint, cycles: list[dict], shared_from: str | No
             f"{solver.get('lr', '?')}, {solver.get('warmup_iterations', '?')}, {solver.get('steps', '?')} | "
             f"{c.get('seed', '?')} | {float(c.get('wall_time_s', 0)) / 60:.0f} min | {str(c.get('git_commit', '?'))[:10]} |"
         )
+    promoted = p.get("promoted_from")
+    if promoted:  # scripts/promote_candidate.py: a probe's weights under this model's name
+        lines[5:5] = [f"- Promoted, not retrained: the weights of `{promoted['file']}` (trained as "
+                      f"{promoted['spec_name']}), written under this name by `scripts/promote_candidate.py`; weights "
+                      f"SHA-256 {promoted['weights_sha256'][:16]}... The command below is that run's."]
     if metrics:
         command = results_meta.get("command")
         shown = f"`{command}`" if command else "an earlier `uwdet results` run (stored in the checkpoint)"

@@ -286,27 +286,32 @@ def test_every_shipped_model_carries_its_whole_training_history(name):
 
 @pytest.mark.parametrize("name", sorted(CONTINUES))
 def test_a_continuing_model_records_the_shipped_weights_it_started_from(name):
-    """tdrnet_lite_tcb_r384 is one cycle on top of tdrnet_lite_tcb: its file names that model as its start and holds
-    the digest of the weights it read, which must be the shipped file's (else the card would credit the wrong
-    model)."""
+    """tdrnet_lite_tcb_r384 and tdrnet_lite_tcb_more_data are one cycle on top of tdrnet_lite_tcb: each file names
+    that model as its start and holds the digest of the weights it read, which must be the shipped file's (else the
+    card would credit the wrong model). A run that started from the same spec (the more-data probe trained as
+    tdrnet_lite_tcb) also carries the source's cycles, which must be exactly the shipped source's."""
     path = REPO / "models" / f"{name}.pt"
     assert path.is_file(), f"{path} is missing: every shipped model is committed"
     provenance = read_checkpoint(path).provenance
     cycles = cycles_of(provenance)
-    assert len(cycles) == 1 and int(cycles[0]["iterations"]) == 2000
+    assert int(cycles[-1]["iterations"]) == 2000
+    source_cycles = cycles_of(read_checkpoint(REPO / "models" / f"{CONTINUES[name]}.pt").provenance)
+    assert cycles[:-1] in ([], source_cycles)
     source = provenance[INIT_SOURCE]
     assert source["model"] == CONTINUES[name] and sorted(source["modules"]) == ["rd", "rg"] and source["frozen"] == []
     assert source["weights_sha256"] == weights_sha256(read_checkpoint(REPO / "models" / f"{CONTINUES[name]}.pt").state_dict)
 
 
-def test_the_kept_candidate_is_the_more_data_probes_output_from_the_shipped_vehicle_model():
-    """models/candidates/ keeps a probe's weights for promotion later: the file must be what its README says (the
-    more-data recipe, 24000 training images, started from the shipped tdrnet_lite_tcb weights)."""
-    path = REPO / "models" / "candidates" / "tdrnet_lite_tcb_more_data_synth_cycle4.pt"
-    provenance = read_checkpoint(path).provenance
+def test_the_promoted_vehicle_model_is_the_more_data_probes_run_relabelled_not_retrained():
+    """tdrnet_lite_tcb_more_data ships the weights the more-data probe trained and was measured with
+    (scripts/promote_candidate.py): the file must say so, with the weights' digest, and the probe's data."""
+    path = REPO / "models" / "tdrnet_lite_tcb_more_data.pt"
+    ckpt = read_checkpoint(path)
+    provenance = ckpt.provenance
+    assert ckpt.spec.name == "tdrnet_lite_tcb_more_data"
     assert "config/probes/tdrnet_lite_tcb_more_data_synth_cycle4.yaml" in provenance["command"]
     assert provenance["train_images"] == 24000 and provenance["seed"] == 3 and int(provenance["iterations"]) == 2000
-    assert provenance["train_data"][1] == "data/synth/train_more/annotations.json"
-    source = provenance[INIT_SOURCE]
-    assert source["weights_sha256"] == weights_sha256(read_checkpoint(REPO / "models" / "tdrnet_lite_tcb.pt").state_dict)
+    assert provenance["train_data"] == ["data/synth/train/annotations.json", "data/synth/train_more/annotations.json"]
+    promoted = provenance["promoted_from"]
+    assert promoted["spec_name"] == "tdrnet_lite_tcb" and promoted["weights_sha256"] == weights_sha256(ckpt.state_dict)
     assert path.stat().st_size < 20 * 2**20

@@ -64,12 +64,26 @@ def test_the_training_script_refuses_an_unknown_model_before_training_anything(t
         recipes_of("tdrnet_lite_tbc")
 
 
+# What each continuing model changes from its source, and nothing else: model spec fields, and recipe fields as
+# (section, key) -> value.
+MORE_DATA_TRAIN = ["data/synth/train/annotations.json", "data/synth/train_more/annotations.json"]
+CONTINUATION_CHANGES = {
+    "tdrnet_lite_tcb_r384": ({"input_size"}, {}),
+    "tdrnet_lite_tcb_more_data": (set(), {("data", "train"): MORE_DATA_TRAIN}),
+}
+
+
+def test_every_continuing_model_says_what_it_changes():
+    assert set(CONTINUATION_CHANGES) == set(CONTINUES)
+
+
 @pytest.mark.parametrize("name", sorted(CONTINUES))
-def test_a_continuing_model_is_its_sources_last_cycle_run_once_more_at_its_own_input_size(name):
-    """tdrnet_lite_tcb_r384 ships the source's weights after one more cycle: every module from the source's last
-    cycle (the chain's own file, not models/), the source's last recipe otherwise, and the model differs from the
-    source's only in input size."""
+def test_a_continuing_model_is_its_sources_last_cycle_run_once_more_changing_only_what_it_says(name):
+    """A continuing model ships the source's weights after one more cycle: every module from the source's last
+    cycle (the chain's own file, not models/), the source's last recipe otherwise (r384: the input size;
+    more_data: the training videos), so its gain over the source is what that change and one cycle buy."""
     source = CONTINUES[name]
+    model_changes, recipe_changes = CONTINUATION_CHANGES[name]
     (got,) = chain(name)
     last = chain(source)[-1]
     assert got.model == name and got.name == recipes_of(name)[-1] and Path(got.output_dir) == Path("runs") / got.name
@@ -78,14 +92,35 @@ def test_a_continuing_model_is_its_sources_last_cycle_run_once_more_at_its_own_i
     assert sorted(got.init.modules) == children and not any(got.init.frozen(m) for m in children)
     assert got.seed not in {c.seed for c in chain(source)}  # its own image order
     strip = ("name", "model", "output_dir", "description", "seed", "init")
-    assert {k: v for k, v in got.to_dict().items() if k not in strip} == {
-        k: v for k, v in last.to_dict().items() if k not in strip}
+    mine_recipe, theirs_recipe = got.to_dict(), last.to_dict()
+    for (section, key), value in recipe_changes.items():
+        assert mine_recipe[section][key] == value and theirs_recipe[section][key] != value
+        theirs_recipe[section][key] = value
+    assert {k: v for k, v in mine_recipe.items() if k not in strip} == {
+        k: v for k, v in theirs_recipe.items() if k not in strip}
     mine, theirs = load_model_spec(name).to_dict(), load_model_spec(source).to_dict()
-    assert mine["input_size"] != theirs["input_size"]
+    for key in model_changes:
+        assert mine[key] != theirs[key]
     for spec in (mine, theirs):
-        for key in ("name", "description", "input_size"):
+        for key in ("name", "description", *model_changes):
             spec.pop(key)
     assert mine == theirs
+
+
+def test_the_more_data_probe_is_the_shipped_recipe_but_for_its_start_point_and_model_name():
+    """The probe trained under tdrnet_lite_tcb's spec from models/tdrnet_lite_tcb.pt; scripts/promote_candidate.py
+    shipped its weights under tdrnet_lite_tcb_more_data's, which must be the same network."""
+    probe = load_train_config(PROBES / "tdrnet_lite_tcb_more_data_synth_cycle4.yaml")
+    (shipped,) = chain("tdrnet_lite_tcb_more_data")
+    assert probe.init.checkpoint == "models/tdrnet_lite_tcb.pt" and probe.model == "tdrnet_lite_tcb"
+    a, b = probe.to_dict(), shipped.to_dict()
+    for recipe in (a, b):
+        for key in ("name", "model", "output_dir"):
+            recipe.pop(key)
+        recipe["init"].pop("checkpoint")
+    assert a == b
+    strip = lambda spec: {k: v for k, v in spec.to_dict().items() if k not in ("name", "description")}  # noqa: E731
+    assert strip(load_model_spec(probe.model)) == strip(load_model_spec(shipped.model))
 
 
 def test_the_r384_probe_that_first_ran_is_the_shipped_recipe_but_for_its_start_point():
@@ -148,8 +183,12 @@ PROBES = RECIPES.parent / "probes"
          {("init", "checkpoint"): "models/tdrnet_lite_tcb.pt", ("seed",): 3,
           ("data", "train"): ["data/synth/train/annotations.json", "data/synth/train_more/annotations.json"]}),
         ("tdrnet_lite_tcb_more_data_synth_cycle5", "tdrnet_lite_tcb_synth_cycle3", {},  # one more cycle on them
-         {("init", "checkpoint"): "models/candidates/tdrnet_lite_tcb_more_data_synth_cycle4.pt", ("seed",): 3,
+         {("init", "checkpoint"): "models/tdrnet_lite_tcb_more_data.pt", ("seed",): 3,
           ("data", "train"): ["data/synth/train/annotations.json", "data/synth/train_more/annotations.json"]}),
+        ("tdrnet_lite_tcb_480_videos_synth_cycle4", "tdrnet_lite_tcb_synth_cycle3", {},  # 240 more videos again
+         {("init", "checkpoint"): "models/tdrnet_lite_tcb.pt", ("seed",): 3,
+          ("data", "train"): ["data/synth/train/annotations.json", "data/synth/train_more/annotations.json",
+                              "data/synth/train_more2/annotations.json"]}),
     ],
 )
 def test_a_probe_differs_from_its_shipped_baseline_only_where_it_says(probe, baseline, model_changes, recipe_changes):

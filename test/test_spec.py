@@ -41,7 +41,8 @@ def test_shipped_configs_are_all_listed():
     static = {f"{a}_{b}" for a in ARCHITECTURES for b in ("lite", "effnet", "vgg16")}
     temporal = {f"{a}_{b}" for a in ("trnet", "tdrnet") for b in ("lite", "effnet", "vgg16")}
     variants = {"tdrnet_lite_tcb",  # the paper's TDRNet with RefineDet's TCB neck before RD's head
-                "tdrnet_lite_tcb_r384"}  # the same at 384x512 input
+                "tdrnet_lite_tcb_r384",  # the same at 384x512 input
+                "tdrnet_lite_tcb_more_data"}  # the same network, its own name for the weights trained on more videos
     assert static | temporal | variants == set(CONFIG_NAMES)
     assert set(CONFIG_NAMES) <= set(available_model_specs())
 
