@@ -82,5 +82,8 @@ train-%: data-synth
 	@if [ -f runs/$*/train_state.pt ]; then resume=--resume; fi; \
 	$(VENV)/bin/uwdet train --config config/train/$*.yaml $$resume
 
+# Recipes that read more than the 60 videos of `make data-synth` need their data first.
+train-tdrnet_lite_tcb_more_data_ft_synth: data-synth-more
+
 clean-venv:
 	rm -rf $(VENV)

@@ -1,6 +1,6 @@
 """Detector + grasp-target nodes.
 
-    ros2 launch underwater_detection underwater_detection.launch.py model:=/path/tdrnet_lite_tcb.pt \
+    ros2 launch underwater_detection underwater_detection.launch.py model:=/path/tdrnet_lite_tcb_more_data.pt \
         image_topic:=/rov/camera/image_raw camera_info_topic:=/rov/camera/camera_info compressed:=false k:=4 \
         e:=1.0 namespace:=rov use_sim_time:=false
 

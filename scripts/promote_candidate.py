@@ -14,6 +14,7 @@ and post-processing the probe was measured with are what the vehicle runs), and 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -33,28 +34,37 @@ def spec_differences(a: dict, b: dict) -> list[str]:
     return sorted(k for k in keys if a.get(k) != b.get(k))
 
 
-def promote(source: Path, name: str, out: Path) -> Path:
-    """Write ``source``'s weights to ``out`` under model spec ``name``; raise ``CheckpointError`` with the reason if
-    the specs differ in anything that changes what the network computes, or if ``out`` is ``source``."""
-    if out.resolve() == source.resolve():
-        raise CheckpointError(f"{out}: the output would overwrite the candidate it is read from")
+def promote(source: Path, name: str, out: Path | None = None, force: bool = False) -> Path:
+    """Write ``source``'s weights to ``out`` (default ``models/<spec name>.pt``) under model spec ``name`` (a name
+    or a YAML path); raise ``CheckpointError`` with the reason if the specs differ in anything that changes what the
+    network computes, if ``out`` is ``source``, or if ``out`` exists and ``force`` is not set. Nothing at ``out`` is
+    replaced until the new file has been written and read back with the same weights."""
     model, ckpt = load_model(source, "cpu")
     target = load_model_spec(name)
+    out = Path(out) if out is not None else REPO / "models" / f"{target.name}.pt"
+    if out.resolve() == Path(source).resolve():
+        raise CheckpointError(f"{out}: the output would overwrite the candidate it is read from")
+    if out.exists() and not force:
+        raise CheckpointError(f"{out} exists (a shipped model?); pass --force to replace it")
     differ = spec_differences(ckpt.spec.to_dict(), target.to_dict())
     if preprocess_config(target, model) != ckpt.preprocess:  # a spec's None means its backbone's normalisation
         differ.append("preprocess")
     if differ:
-        raise CheckpointError(f"{source}: its spec ({ckpt.spec.name}) and {name}'s differ in {', '.join(differ)}; "
-                              "only a checkpoint of the same network at the same input size can be shipped as "
-                              f"{name} without retraining")
+        raise CheckpointError(f"{source}: its spec ({ckpt.spec.name}) and {target.name}'s differ in "
+                              f"{', '.join(differ)}; only a checkpoint of the same network at the same input size "
+                              f"can be shipped as {target.name} without retraining")
     sha = weights_sha256(ckpt.state_dict)
     provenance = dict(ckpt.provenance)
-    provenance[PROMOTED_FROM] = {"file": _relative(source), "spec_name": ckpt.spec.name, "weights_sha256": sha}
-    save_checkpoint(out, model, target, ckpt.class_names, provenance=provenance, metrics=ckpt.metrics)
-    written = read_checkpoint(out)
-    if weights_sha256(written.state_dict) != sha:  # save_checkpoint stores model.state_dict(): it must be the same
-        out.unlink()
-        raise CheckpointError(f"{out}: the written weights differ from {source}'s; removed")
+    provenance[PROMOTED_FROM] = {"file": _relative(Path(source)), "spec_name": ckpt.spec.name, "weights_sha256": sha}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staged = out.with_name(f".{out.name}.promoting")
+    try:
+        save_checkpoint(staged, model, target, ckpt.class_names, provenance=provenance, metrics=ckpt.metrics)
+        if weights_sha256(read_checkpoint(staged).state_dict) != sha:
+            raise CheckpointError(f"{out}: the written weights differ from {source}'s; nothing replaced")
+        os.replace(staged, out)
+    finally:
+        staged.unlink(missing_ok=True)
     return out
 
 
@@ -68,16 +78,18 @@ def _relative(path: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("candidate", type=Path, help="the probe's checkpoint (e.g. models/candidates/NAME.pt)")
-    parser.add_argument("--as", dest="name", required=True, help="the shipped model's spec name (config/models/NAME.yaml)")
-    parser.add_argument("--out", type=Path, default=None, help="output file (default models/NAME.pt)")
+    parser.add_argument("--as", dest="name", required=True,
+                        help="the shipped model's spec: a name (config/models/NAME.yaml) or a YAML path")
+    parser.add_argument("--out", type=Path, default=None, help="output file (default models/<spec name>.pt)")
+    parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     args = parser.parse_args(argv)
-    out = args.out or REPO / "models" / f"{args.name}.pt"
     try:
-        written = promote(args.candidate, args.name, out)
-    except (CheckpointError, FileNotFoundError, ValueError) as exc:
+        written = promote(args.candidate, args.name, args.out, force=args.force)
+    except (CheckpointError, OSError, ValueError) as exc:
         print(f"promote_candidate.py: {exc}", file=sys.stderr)
         return 1
-    print(f"wrote {written} ({written.stat().st_size / 1e6:.1f} MB): {args.candidate}'s weights as {args.name}")
+    print(f"wrote {written} ({written.stat().st_size / 1e6:.1f} MB): {args.candidate}'s weights as "
+          f"{read_checkpoint(written).spec.name}")
     return 0
 
 

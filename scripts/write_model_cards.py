@@ -130,7 +130,8 @@ def card(path: Path, ckpt: Checkpoint, cycles: list[dict], shared_from: str | No
         "",
         f"- Architecture: {ckpt.spec.architecture}, input {ckpt.spec.input_size[1]}x{ckpt.spec.input_size[0]}, "
         f"classes {', '.join(ckpt.class_names)}; file {size_mb:.1f} MB.",
-        f"- Data: {p.get('train_images', '?')} images of the `uwdet synth` train split (100 frames per sequence, "
+        f"- Data{' (the last cycle; earlier cycles ran the recipes in the table)' if len(cycles) > 1 else ''}: "
+        f"{p.get('train_images', '?')} images of the `uwdet synth` train split (100 frames per sequence, "
         f"object scale 2): {'; '.join(describe_train_data(p.get('train_data', [])))}.",
         f"- Training: {len(known)} cycle{'' if len(known) == 1 else 's'}, {total_iterations} iterations x batch "
         f"{p.get('recipe', {}).get('solver', {}).get('batch_size', '?')}, {total_minutes:.0f} min wall time in all "
@@ -151,11 +152,17 @@ def card(path: Path, ckpt: Checkpoint, cycles: list[dict], shared_from: str | No
             f"{solver.get('lr', '?')}, {solver.get('warmup_iterations', '?')}, {solver.get('steps', '?')} | "
             f"{c.get('seed', '?')} | {float(c.get('wall_time_s', 0)) / 60:.0f} min | {str(c.get('git_commit', '?'))[:10]} |"
         )
+    start = p.get(INIT_SOURCE)
+    if start and len(cycles) > 1:  # the carried cycles are the source's; say where the last one started
+        lines.insert(5, f"- The last cycle started from `{start.get('checkpoint')}` ({start.get('model')}, weights "
+                        f"SHA-256 {str(start.get('weights_sha256'))[:16]}...), "
+                        + (f"{', '.join(start['frozen'])} frozen." if start.get("frozen") else "every module learning."))
     promoted = p.get("promoted_from")
     if promoted:  # scripts/promote_candidate.py: a probe's weights under this model's name
         lines[5:5] = [f"- Promoted, not retrained: the weights of `{promoted['file']}` (trained as "
-                      f"{promoted['spec_name']}), written under this name by `scripts/promote_candidate.py`; weights "
-                      f"SHA-256 {promoted['weights_sha256'][:16]}... The command below is that run's."]
+                      f"{promoted['spec_name']}; the file itself may since be gone from the tree, see git history), "
+                      f"written under this name by `scripts/promote_candidate.py`; weights SHA-256 "
+                      f"{promoted['weights_sha256'][:16]}... The last cycle's command below is that run's."]
     if metrics:
         command = results_meta.get("command")
         shown = f"`{command}`" if command else "an earlier `uwdet results` run (stored in the checkpoint)"

@@ -78,3 +78,32 @@ def test_an_unknown_model_name_is_an_error_not_a_traceback(tmp_path, candidate, 
     assert promote.main([str(candidate), "--as", "no_such_model", "--out", str(tmp_path / "x.pt")]) == 1
     assert "no model config named 'no_such_model'" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_another_normalisation_is_refused(tmp_path, candidate, promote):
+    """The weights were trained on images normalised one way; a spec that feeds them another is another model."""
+    target = spec_file(tmp_path, candidate, "ssd4s_lite_bgr",
+                       preprocess={"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0], "color": "bgr"})
+    with pytest.raises(CheckpointError, match="differ in preprocess"):
+        promote.promote(candidate, str(target), tmp_path / "out.pt")
+    assert not (tmp_path / "out.pt").exists()
+
+
+def test_an_existing_file_is_kept_unless_forced(tmp_path, candidate, promote):
+    target = spec_file(tmp_path, candidate, "ssd4s_lite_renamed")
+    out = tmp_path / "shipped.pt"
+    out.write_bytes(b"the shipped model")
+    with pytest.raises(CheckpointError, match="exists .*--force"):
+        promote.promote(candidate, str(target), out)
+    assert out.read_bytes() == b"the shipped model"
+    promote.promote(candidate, str(target), out, force=True)
+    assert read_checkpoint(out).spec.name == "ssd4s_lite_renamed"
+    assert not list(tmp_path.glob(".*promoting*"))  # the staged file does not linger
+
+
+def test_the_default_output_is_named_after_the_spec_not_the_argument(tmp_path, candidate, promote, monkeypatch):
+    """--as may be a YAML path; the file goes to models/<spec name>.pt either way."""
+    monkeypatch.setattr(promote, "REPO", tmp_path)
+    target = spec_file(tmp_path, candidate, "ssd4s_lite_renamed")
+    assert promote.main([str(candidate), "--as", str(target)]) == 0
+    assert read_checkpoint(tmp_path / "models" / "ssd4s_lite_renamed.pt").spec.name == "ssd4s_lite_renamed"

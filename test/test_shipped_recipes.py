@@ -183,7 +183,7 @@ PROBES = RECIPES.parent / "probes"
          {("init", "checkpoint"): "models/tdrnet_lite_tcb.pt", ("seed",): 3,
           ("data", "train"): ["data/synth/train/annotations.json", "data/synth/train_more/annotations.json"]}),
         ("tdrnet_lite_tcb_more_data_synth_cycle5", "tdrnet_lite_tcb_synth_cycle3", {},  # one more cycle on them
-         {("init", "checkpoint"): "models/tdrnet_lite_tcb_more_data.pt", ("seed",): 3,
+         {("init", "checkpoint"): "models/tdrnet_lite_tcb_more_data.pt", ("seed",): 4,
           ("data", "train"): ["data/synth/train/annotations.json", "data/synth/train_more/annotations.json"]}),
         ("tdrnet_lite_tcb_480_videos_synth_cycle4", "tdrnet_lite_tcb_synth_cycle3", {},  # 240 more videos again
          {("init", "checkpoint"): "models/tdrnet_lite_tcb.pt", ("seed",): 3,
