@@ -189,6 +189,10 @@ PROBES = RECIPES.parent / "probes"
          {("init", "checkpoint"): "models/tdrnet_lite_tcb.pt", ("seed",): 3,
           ("data", "train"): ["data/synth/train/annotations.json", "data/synth/train_more/annotations.json",
                               "data/synth/train_more2/annotations.json"]}),
+        ("tdrnet_lite_tcb_480_videos_synth_cycle5", "tdrnet_lite_tcb_synth_cycle3", {},  # one more cycle on them
+         {("init", "checkpoint"): "runs/tdrnet_lite_tcb_480_videos_synth_cycle4/model.pt", ("seed",): 4,
+          ("data", "train"): ["data/synth/train/annotations.json", "data/synth/train_more/annotations.json",
+                              "data/synth/train_more2/annotations.json"]}),
     ],
 )
 def test_a_probe_differs_from_its_shipped_baseline_only_where_it_says(probe, baseline, model_changes, recipe_changes):
