@@ -335,3 +335,16 @@ def test_the_vehicle_model_is_the_measured_probe_run_or_its_recipes_own():
         assert "config/train/tdrnet_lite_tcb_more_data_ft_synth.yaml" in provenance["command"]
         assert provenance[INIT_SOURCE]["checkpoint"] == "runs/tdrnet_lite_tcb_synth_cycle3/model.pt"
     assert path.stat().st_size < 20 * 2**20
+
+
+def test_every_shipped_model_has_a_card_with_measured_figures():
+    """models/README.md is generated; a model shipped without running scripts/write_model_cards.py would have no card
+    (or one saying it was never evaluated), and the vehicle's card comes first."""
+    text = (REPO / "models" / "README.md").read_text()
+    titles = [line[3:].strip() for line in text.splitlines() if line.startswith("## ")]
+    assert sorted(titles) == sorted(SHIPPED_MODELS)
+    from underwater_detection.models.shipped import VEHICLE_MODEL
+    assert titles[0] == VEHICLE_MODEL
+    for name in SHIPPED_MODELS:
+        card = text.split(f"## {name}\n", 1)[1].split("\n## ", 1)[0]
+        assert "Not evaluated yet" not in card and "| mAP@0.5 |" in card, name
