@@ -50,7 +50,7 @@ data-synth-more: data-synth $(SYNTH)/train_more/annotations.json
 $(SYNTH)/train_more/annotations.json:
 	$(VENV)/bin/uwdet synth --out $(SYNTH)/train_more --split train --seed-offset 60 --sequences 180 --frames 100 --workers 2 --overwrite
 
-# `make data-synth-480`: 240 more (train seeds 240-479, ~1.6 GB, ~16 min), 480 training videos in all, for
+# `make data-synth-480`: 240 more (train seeds 240-479, ~1.6 GB, ~8 min), 480 training videos in all, for
 # config/probes/tdrnet_lite_tcb_480_videos_synth_cycle4.yaml. No shipped model reads it.
 data-synth-480: data-synth-more $(SYNTH)/train_more2/annotations.json
 $(SYNTH)/train_more2/annotations.json:

@@ -19,7 +19,7 @@ from pathlib import Path
 from underwater_detection.engine.lineage import EARLIER_CYCLES, INIT_SOURCE, cycles_of
 from underwater_detection.engine.train_config import InitConfig
 from underwater_detection.models.checkpoint import Checkpoint, load_model, read_checkpoint, save_checkpoint
-from underwater_detection.models.shipped import PAPER_TDRNET, SHIPPED_MODELS, VEHICLE_MODEL
+from underwater_detection.models.shipped import PAPER_TDRNET, SHIPPED_MODELS, VEHICLE_MODEL, recipes_of
 
 REPO = Path(__file__).resolve().parents[1]
 # The vehicle's model first, then the paper's TDRNet before the TRNet whose card names it as its RG's source.
@@ -159,10 +159,13 @@ def card(path: Path, ckpt: Checkpoint, cycles: list[dict], shared_from: str | No
                         + (f"{', '.join(start['frozen'])} frozen." if start.get("frozen") else "every module learning."))
     promoted = p.get("promoted_from")
     if promoted:  # scripts/promote_candidate.py: a probe's weights under this model's name
+        recipes = recipes_of(ckpt.spec.name) if ckpt.spec.name in SHIPPED_MODELS else ()
         lines[5:5] = [f"- Promoted, not retrained: the weights of `{promoted['file']}` (trained as "
-                      f"{promoted['spec_name']}; the file itself may since be gone from the tree, see git history), "
-                      f"written under this name by `scripts/promote_candidate.py`; weights SHA-256 "
-                      f"{promoted['weights_sha256'][:16]}... The last cycle's command below is that run's."]
+                      f"{promoted['spec_name']}; if it is gone from the tree, `git log --all -- {promoted['file']}` "
+                      f"finds it), written under this name by `scripts/promote_candidate.py`; weights SHA-256 "
+                      f"{promoted['weights_sha256'][:16]}... The last cycle's command below is that run's"
+                      + (f"; to retrain it from the shipped chain: "
+                         f"{', then '.join(f'`config/train/{r}.yaml`' for r in recipes)}." if recipes else ".")]
     if metrics:
         command = results_meta.get("command")
         shown = f"`{command}`" if command else "an earlier `uwdet results` run (stored in the checkpoint)"
