@@ -348,3 +348,18 @@ def test_every_shipped_model_has_a_card_with_measured_figures():
     for name in SHIPPED_MODELS:
         card = text.split(f"## {name}\n", 1)[1].split("\n## ", 1)[0]
         assert "Not evaluated yet" not in card and "| mAP@0.5 |" in card, name
+
+
+def test_the_kept_480_video_candidate_is_what_its_readme_says():
+    """models/candidates/ keeps a probe's weights for promotion later: tdrnet_lite_tcb's three cycles, then the two
+    480-video probe cycles, 48000 training images, under the 20 MB limit."""
+    path = REPO / "models" / "candidates" / "tdrnet_lite_tcb_480_videos_synth_cycle5.pt"
+    ckpt = read_checkpoint(path)
+    cycles = cycles_of(ckpt.provenance)
+    assert cycles[:3] == cycles_of(read_checkpoint(REPO / "models" / "tdrnet_lite_tcb.pt").provenance)
+    assert [c["command"].split("--config ")[1].split()[0] for c in cycles[3:]] == [
+        "config/probes/tdrnet_lite_tcb_480_videos_synth_cycle4.yaml",
+        "config/probes/tdrnet_lite_tcb_480_videos_synth_cycle5.yaml"]
+    assert ckpt.provenance["train_images"] == 48000 and [c["seed"] for c in cycles[3:]] == [3, 4]
+    assert weights_sha256(ckpt.state_dict).startswith("0f6f1c29b5bb24fe")
+    assert path.stat().st_size < 20 * 2**20
