@@ -152,20 +152,22 @@ def card(path: Path, ckpt: Checkpoint, cycles: list[dict], shared_from: str | No
             f"{solver.get('lr', '?')}, {solver.get('warmup_iterations', '?')}, {solver.get('steps', '?')} | "
             f"{c.get('seed', '?')} | {float(c.get('wall_time_s', 0)) / 60:.0f} min | {str(c.get('git_commit', '?'))[:10]} |"
         )
-    start = p.get(INIT_SOURCE)
-    if start and len(cycles) > 1:  # the carried cycles are the source's; say where the last one started
-        lines.insert(5, f"- The last cycle started from `{start.get('checkpoint')}` ({start.get('model')}, weights "
-                        f"SHA-256 {str(start.get('weights_sha256'))[:16]}...), "
-                        + (f"{', '.join(start['frozen'])} frozen." if start.get("frozen") else "every module learning."))
+    notes = []  # bullets after "Training:", before the cycle table
     promoted = p.get("promoted_from")
     if promoted:  # scripts/promote_candidate.py: a probe's weights under this model's name
         recipes = recipes_of(ckpt.spec.name) if ckpt.spec.name in SHIPPED_MODELS else ()
-        lines[5:5] = [f"- Promoted, not retrained: the weights of `{promoted['file']}` (trained as "
-                      f"{promoted['spec_name']}; if it is gone from the tree, `git log --all -- {promoted['file']}` "
-                      f"finds it), written under this name by `scripts/promote_candidate.py`; weights SHA-256 "
-                      f"{promoted['weights_sha256'][:16]}... The last cycle's command below is that run's"
-                      + (f"; to retrain it from the shipped chain: "
-                         f"{', then '.join(f'`config/train/{r}.yaml`' for r in recipes)}." if recipes else ".")]
+        notes.append(f"- Promoted, not retrained: the weights of `{promoted['file']}` (trained as "
+                     f"{promoted['spec_name']}; if it is gone from the tree, `git log --all -- {promoted['file']}` "
+                     f"finds it), written under this name by `scripts/promote_candidate.py`; weights SHA-256 "
+                     f"{promoted['weights_sha256'][:16]}... The last cycle's command below is that run's"
+                     + (f"; to retrain it from the shipped chain: "
+                        f"{', then '.join(f'`config/train/{r}.yaml`' for r in recipes)}." if recipes else "."))
+    start = p.get(INIT_SOURCE)
+    if start and len(cycles) > 1:  # the carried cycles are the source's; say where the last one started
+        notes.append(f"- The last cycle started from `{start.get('checkpoint')}` ({start.get('model')}, weights "
+                     f"SHA-256 {str(start.get('weights_sha256'))[:16]}...), "
+                     + (f"{', '.join(start['frozen'])} frozen." if start.get("frozen") else "every module learning."))
+    lines[5:5] = notes  # after the "Training:" bullet (index 4)
     if metrics:
         command = results_meta.get("command")
         shown = f"`{command}`" if command else "an earlier `uwdet results` run (stored in the checkpoint)"
