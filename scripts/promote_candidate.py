@@ -18,13 +18,12 @@ import os
 import sys
 from pathlib import Path
 
-from underwater_detection.engine.lineage import weights_sha256
+from underwater_detection.engine.lineage import PROMOTED_FROM, weights_sha256
 from underwater_detection.models.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
 from underwater_detection.models.registry import preprocess_config
 from underwater_detection.models.spec import load_model_spec
 
 REPO = Path(__file__).resolve().parents[1]
-PROMOTED_FROM = "promoted_from"
 IGNORED = ("name", "description", "preprocess")  # preprocess: compared as resolved, below
 
 

@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from underwater_detection.engine.lineage import EARLIER_CYCLES, INIT_SOURCE, cycles_of
+from underwater_detection.engine.lineage import EARLIER_CYCLES, INIT_SOURCE, PROMOTED_FROM, cycles_of
 from underwater_detection.engine.train_config import InitConfig
 from underwater_detection.models.checkpoint import Checkpoint, load_model, read_checkpoint, save_checkpoint
 from underwater_detection.models.shipped import PAPER_TDRNET, SHIPPED_MODELS, VEHICLE_MODEL, recipes_of
@@ -153,7 +153,7 @@ def card(path: Path, ckpt: Checkpoint, cycles: list[dict], shared_from: str | No
             f"{c.get('seed', '?')} | {float(c.get('wall_time_s', 0)) / 60:.0f} min | {str(c.get('git_commit', '?'))[:10]} |"
         )
     notes = []  # bullets after "Training:", before the cycle table
-    promoted = p.get("promoted_from")
+    promoted = p.get(PROMOTED_FROM)
     if promoted:  # scripts/promote_candidate.py: a probe's weights under this model's name
         recipes = recipes_of(ckpt.spec.name) if ckpt.spec.name in SHIPPED_MODELS else ()
         notes.append(f"- Promoted, not retrained: the weights of `{promoted['file']}` (trained as "

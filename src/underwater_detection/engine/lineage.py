@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 EARLIER_CYCLES = "earlier_cycles"
 INIT_SOURCE = "init_source"
+PROMOTED_FROM = "promoted_from"  # scripts/promote_candidate.py: a probe's weights shipped under another spec name
 
 
 def weights_sha256(state_dict: Mapping[str, torch.Tensor]) -> str:
