@@ -20,7 +20,7 @@ test: setup
 	$(PY) -m pytest -m "not slow"
 
 # End-to-end demo over DDS (synthetic bag -> detector + grasp-target nodes -> recorder): metrics, out/demo/demo.mp4,
-# out/demo/summary.png. Uses models/tdrnet_lite_tcb_more_data.pt (models.shipped.VEHICLE_MODEL) if it exists, else random weights (said loudly).
+# out/demo/summary.png. Uses models/tdrnet_lite_tcb_480_videos.pt (models.shipped.VEHICLE_MODEL) if it exists, else random weights (said loudly).
 demo: setup
 	$(VENV)/bin/uwdet demo --out out/demo
 
@@ -51,14 +51,15 @@ $(SYNTH)/train_more/annotations.json:
 	$(VENV)/bin/uwdet synth --out $(SYNTH)/train_more --split train --seed-offset 60 --sequences 180 --frames 100 --workers 2 --overwrite
 
 # `make data-synth-480`: 240 more (train seeds 240-479, ~1.6 GB, ~8 min), 480 training videos in all, for
-# config/probes/tdrnet_lite_tcb_480_videos_synth_cycle4.yaml. No shipped model reads it.
+# the 480-video probes and the shipped tdrnet_lite_tcb_480_videos's recipes.
 data-synth-480: data-synth-more $(SYNTH)/train_more2/annotations.json
 $(SYNTH)/train_more2/annotations.json:
 	$(VENV)/bin/uwdet synth --out $(SYNTH)/train_more2 --split train --seed-offset 240 --sequences 240 --frames 100 --workers 2 --overwrite
 
-# `make train-shipped`: train (or resume) all eight shipped models (three cycles each; tdrnet_lite_tcb_r384 and
-# tdrnet_lite_tcb_more_data one more on top of tdrnet_lite_tcb's) and copy them to models/ (~14 h on 2 cores).
-train-shipped: data-synth-more
+# `make train-shipped`: train (or resume) all nine shipped models (three cycles each; tdrnet_lite_tcb_r384 and
+# tdrnet_lite_tcb_more_data one more on top of tdrnet_lite_tcb's, tdrnet_lite_tcb_480_videos three) and copy them to
+# models/ (~16 h on 2 cores).
+train-shipped: data-synth-480
 	scripts/train_shipped_models.sh
 
 # `make results`: the README results table (every shipped model on the test split, k x e) and the paper's claims.
@@ -84,6 +85,8 @@ train-%: data-synth
 
 # Recipes that read more than the 60 videos of `make data-synth` need their data first.
 train-tdrnet_lite_tcb_more_data_ft_synth: data-synth-more
+train-tdrnet_lite_tcb_480_videos_ft_synth train-tdrnet_lite_tcb_480_videos_ft_synth_cycle2 \
+  train-tdrnet_lite_tcb_480_videos_ft_synth_cycle3: data-synth-480
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,6 +1,6 @@
 """Detector + grasp-target nodes.
 
-    ros2 launch underwater_detection underwater_detection.launch.py model:=/path/tdrnet_lite_tcb_more_data.pt \
+    ros2 launch underwater_detection underwater_detection.launch.py model:=/path/tdrnet_lite_tcb_480_videos.pt \
         image_topic:=/rov/camera/image_raw camera_info_topic:=/rov/camera/camera_info compressed:=false k:=4 \
         e:=1.0 namespace:=rov use_sim_time:=false
 
@@ -26,7 +26,7 @@ PACKAGE = "underwater_detection"
 def generate_launch_description() -> LaunchDescription:
     share = FindPackageShare(PACKAGE)
     arguments = [
-        DeclareLaunchArgument("model", default_value="models/tdrnet_lite_tcb_more_data.pt",
+        DeclareLaunchArgument("model", default_value="models/tdrnet_lite_tcb_480_videos.pt",
                               description="checkpoint file for the detector"),
         DeclareLaunchArgument("image_topic", default_value="/camera/image_raw",
                               description="camera topic (with compressed:=true, <image_topic>/compressed)"),

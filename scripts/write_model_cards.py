@@ -156,10 +156,14 @@ def card(path: Path, ckpt: Checkpoint, cycles: list[dict], shared_from: str | No
     promoted = p.get(PROMOTED_FROM)
     if promoted:  # scripts/promote_candidate.py: a probe's weights under this model's name
         recipes = recipes_of(ckpt.spec.name) if ckpt.spec.name in SHIPPED_MODELS else ()
-        notes.append(f"- Promoted, not retrained: the weights of `{promoted['file']}` (trained as "
-                     f"{promoted['spec_name']}; if it is gone from the tree, `git log --all -- {promoted['file']}` "
-                     f"finds it), written under this name by `scripts/promote_candidate.py`; weights SHA-256 "
-                     f"{promoted['weights_sha256'][:16]}... The last cycle's command below is that run's"
+        source = promoted["file"]
+        where = (f"`git log --all -- {source}` finds it if it is gone from the tree" if source.startswith("models/")
+                 else "a training run's own file, not kept: this file holds the same weights")
+        notes.append(f"- Promoted, not retrained: the weights of `{source}` (trained as "
+                     f"{promoted['spec_name']}; {where}), written under this name by `scripts/promote_candidate.py`; "
+                     f"weights SHA-256 "
+                     f"{promoted['weights_sha256'][:16]}... The commands below that name config/probes are the runs that "
+                     f"made these weights"
                      + (f"; to retrain it from the shipped chain: "
                         f"{', then '.join(f'`config/train/{r}.yaml`' for r in recipes)}." if recipes else "."))
     start = p.get(INIT_SOURCE)

@@ -12,7 +12,7 @@ from underwater_detection.engine.lineage import EARLIER_CYCLES, INIT_SOURCE, cyc
 from underwater_detection.engine.train_config import InitConfig
 from underwater_detection.engine.trainer import train
 from underwater_detection.models.checkpoint import load_model, read_checkpoint, save_checkpoint
-from underwater_detection.models.shipped import CONTINUES, SHIPPED_MODELS
+from underwater_detection.models.shipped import CONTINUATION_CYCLES, CONTINUES, SHIPPED_MODELS, recipes_of
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "write_model_cards.py"
@@ -285,8 +285,10 @@ def test_every_shipped_model_carries_its_whole_training_history(name):
 
 
 # Whether a continuing model's file carries its source's cycles: a run started from a file of the same spec name
-# copies them (engine.lineage); r384 trained under its own spec, the more-data probe under tdrnet_lite_tcb's.
-CARRIES_SOURCE_CYCLES = {"tdrnet_lite_tcb_r384": False, "tdrnet_lite_tcb_more_data": True}
+# copies them (engine.lineage); r384 trained under its own spec, the more-data and 480-video probes under
+# tdrnet_lite_tcb's.
+CARRIES_SOURCE_CYCLES = {"tdrnet_lite_tcb_r384": False, "tdrnet_lite_tcb_more_data": True,
+                         "tdrnet_lite_tcb_480_videos": True}
 
 
 def test_every_continuing_model_says_whether_it_carries_its_sources_cycles():
@@ -295,45 +297,67 @@ def test_every_continuing_model_says_whether_it_carries_its_sources_cycles():
 
 @pytest.mark.parametrize("name", sorted(CONTINUES))
 def test_a_continuing_model_records_the_shipped_weights_it_started_from(name):
-    """tdrnet_lite_tcb_r384 and tdrnet_lite_tcb_more_data are one cycle on top of tdrnet_lite_tcb: each file names
-    that model as its start and holds the digest of the weights it read, which must be the shipped file's (else the
-    card would credit the wrong model). A run that started from the same spec (the more-data probe trained as
-    tdrnet_lite_tcb) also carries the source's cycles, which must be exactly the shipped source's."""
+    """The continuing models are cycles on top of tdrnet_lite_tcb: the first of them names that model as its start
+    and holds the digest of the weights it read, which must be the shipped file's (else the card would credit the
+    wrong model). A run that started from the same spec (the probes trained as tdrnet_lite_tcb) also carries the
+    source's cycles, which must be exactly the shipped source's."""
     path = REPO / "models" / f"{name}.pt"
     assert path.is_file(), f"{path} is missing: every shipped model is committed"
     provenance = read_checkpoint(path).provenance
     cycles = cycles_of(provenance)
-    assert int(cycles[-1]["iterations"]) == 2000
-    source_cycles = cycles_of(read_checkpoint(REPO / "models" / f"{CONTINUES[name]}.pt").provenance)
-    assert cycles[:-1] == (source_cycles if CARRIES_SOURCE_CYCLES[name] else [])
-    source = provenance[INIT_SOURCE]
-    assert source["model"] == CONTINUES[name] and sorted(source["modules"]) == ["rd", "rg"] and source["frozen"] == []
-    assert source["weights_sha256"] == weights_sha256(read_checkpoint(REPO / "models" / f"{CONTINUES[name]}.pt").state_dict)
+    added = CONTINUATION_CYCLES.get(name, 1)
+    assert [int(c["iterations"]) for c in cycles[-added:]] == [2000] * added
+    source_path = REPO / "models" / f"{CONTINUES[name]}.pt"
+    source_cycles = cycles_of(read_checkpoint(source_path).provenance)
+    assert cycles[:-added] == (source_cycles if CARRIES_SOURCE_CYCLES[name] else [])
+    first = cycles[-added][INIT_SOURCE]
+    assert first["model"] == CONTINUES[name] and sorted(first["modules"]) == ["rd", "rg"] and first["frozen"] == []
+    assert first["weights_sha256"] == weights_sha256(read_checkpoint(source_path).state_dict)
+    for earlier, later in zip(cycles[-added:], cycles[-added + 1:]):
+        assert later[INIT_SOURCE]["checkpoint"] == earlier["recipe"]["output_dir"] + "/model.pt"
 
 
-# The SHA-256 of the weights the more-data probe wrote and `uwdet results` measured (models/candidates/README.md).
-MORE_DATA_PROBE_WEIGHTS = "058aeb6ff37893a24e955ea5092065a6933de4cc0ce81811301374f90e216e0a"
+# The continuing models that ship a probe chain's measured weights (scripts/promote_candidate.py): the probes, one
+# per added cycle, their seeds, the training images and files, and the SHA-256 of the weights `uwdet results`
+# measured. After a retrain by `make train-shipped` a model is its recipes' own run instead.
+TRAIN_240 = ["data/synth/train/annotations.json", "data/synth/train_more/annotations.json"]
+PROMOTED = {
+    "tdrnet_lite_tcb_more_data": (
+        ["config/probes/tdrnet_lite_tcb_more_data_synth_cycle4.yaml"], [3], 24000, TRAIN_240,
+        "058aeb6ff37893a24e955ea5092065a6933de4cc0ce81811301374f90e216e0a"),
+    "tdrnet_lite_tcb_480_videos": (
+        ["config/probes/tdrnet_lite_tcb_480_videos_synth_cycle4.yaml",
+         "config/probes/tdrnet_lite_tcb_480_videos_synth_cycle5.yaml",
+         "config/probes/tdrnet_lite_tcb_480_videos_synth_cycle6.yaml"], [3, 4, 5], 48000,
+        [*TRAIN_240, "data/synth/train_more2/annotations.json"],
+        "f1f50e701f9781552568c6ab9b56b46731058db86ac506e97e59bf28f6e64645"),
+}
 
 
-def test_the_vehicle_model_is_the_measured_probe_run_or_its_recipes_own():
-    """tdrnet_lite_tcb_more_data ships the weights the more-data probe trained and was measured with
-    (scripts/promote_candidate.py): the file must say so and hold exactly those weights. After a retrain by
-    `make train-shipped` it is the recipe's own run instead, from the tcb chain's cycle-3 file."""
-    path = REPO / "models" / "tdrnet_lite_tcb_more_data.pt"
+@pytest.mark.parametrize("name", sorted(PROMOTED))
+def test_a_promoted_model_is_the_measured_probe_run_or_its_recipes_own(name):
+    """A promoted model ships the weights its probes trained and were measured with: the file must say so, name
+    the probes in order and hold exactly those weights. After a retrain it is the recipes' own run, whose first
+    cycle starts from the tcb chain's cycle-3 file."""
+    probes, seeds, images, data, digest = PROMOTED[name]
+    path = REPO / "models" / f"{name}.pt"
     ckpt = read_checkpoint(path)
     provenance = ckpt.provenance
-    assert ckpt.spec.name == "tdrnet_lite_tcb_more_data"
-    assert provenance["train_images"] == 24000 and int(provenance["iterations"]) == 2000
-    assert provenance["train_data"] == ["data/synth/train/annotations.json", "data/synth/train_more/annotations.json"]
+    added = cycles_of(provenance)[-len(probes):]
+    assert ckpt.spec.name == name
+    assert provenance["train_images"] == images and int(provenance["iterations"]) == 2000
+    assert provenance["train_data"] == data
     if "promoted_from" in provenance:
-        assert "config/probes/tdrnet_lite_tcb_more_data_synth_cycle4.yaml" in provenance["command"]
-        assert provenance["seed"] == 3
+        assert [c["command"].split("--config ")[1].split()[0] for c in added] == probes
+        assert [c["seed"] for c in added] == seeds
         promoted = provenance["promoted_from"]
         assert promoted["spec_name"] == "tdrnet_lite_tcb"
-        assert promoted["weights_sha256"] == weights_sha256(ckpt.state_dict) == MORE_DATA_PROBE_WEIGHTS
+        assert promoted["weights_sha256"] == weights_sha256(ckpt.state_dict)
+        assert weights_sha256(ckpt.state_dict) == digest
     else:
-        assert "config/train/tdrnet_lite_tcb_more_data_ft_synth.yaml" in provenance["command"]
-        assert provenance[INIT_SOURCE]["checkpoint"] == "runs/tdrnet_lite_tcb_synth_cycle3/model.pt"
+        recipes = [f"config/train/{recipe}.yaml" for recipe in recipes_of(name)]
+        assert [c["command"].split("--config ")[1].split()[0] for c in added] == recipes
+        assert added[0][INIT_SOURCE]["checkpoint"] == "runs/tdrnet_lite_tcb_synth_cycle3/model.pt"
     assert path.stat().st_size < 20 * 2**20
 
 
@@ -348,18 +372,3 @@ def test_every_shipped_model_has_a_card_with_measured_figures():
     for name in SHIPPED_MODELS:
         card = text.split(f"## {name}\n", 1)[1].split("\n## ", 1)[0]
         assert "Not evaluated yet" not in card and "| mAP@0.5 |" in card, name
-
-
-def test_the_kept_480_video_candidate_is_what_its_readme_says():
-    """models/candidates/ keeps a probe's weights for promotion later: tdrnet_lite_tcb's three cycles, then the two
-    480-video probe cycles, 48000 training images, under the 20 MB limit."""
-    path = REPO / "models" / "candidates" / "tdrnet_lite_tcb_480_videos_synth_cycle5.pt"
-    ckpt = read_checkpoint(path)
-    cycles = cycles_of(ckpt.provenance)
-    assert cycles[:3] == cycles_of(read_checkpoint(REPO / "models" / "tdrnet_lite_tcb.pt").provenance)
-    assert [c["command"].split("--config ")[1].split()[0] for c in cycles[3:]] == [
-        "config/probes/tdrnet_lite_tcb_480_videos_synth_cycle4.yaml",
-        "config/probes/tdrnet_lite_tcb_480_videos_synth_cycle5.yaml"]
-    assert ckpt.provenance["train_images"] == 48000 and [c["seed"] for c in cycles[3:]] == [3, 4]
-    assert weights_sha256(ckpt.state_dict).startswith("0f6f1c29b5bb24fe")
-    assert path.stat().st_size < 20 * 2**20

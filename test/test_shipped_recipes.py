@@ -1,13 +1,16 @@
 """The shipped models' recipes (config/train) form the chains scripts/train_shipped_models.sh trains: three
-cycles per model, each starting from the one before, every module carried over, nothing read from models/
-(which the chain's result overwrites), and TRNet's RG taken from TDRNet's last cycle and kept frozen."""
+cycles per model (or cycles on top of another's: models.shipped.CONTINUES), each starting from the one before, every
+module carried over, nothing read from models/ (which the chain's result overwrites), and TRNet's RG taken from
+TDRNet's last cycle and kept frozen."""
 from pathlib import Path
 
 import pytest
 
 from underwater_detection.engine.train_config import load_train_config
 from underwater_detection.models.registry import build_model
-from underwater_detection.models.shipped import CONTINUES, SHIPPED_MODELS, VEHICLE_MODEL, recipes_of
+from underwater_detection.models.shipped import (
+    CONTINUATION_CYCLES, CONTINUES, SHIPPED_MODELS, VEHICLE_MODEL, recipes_of,
+)
 from underwater_detection.models.spec import load_model_spec
 
 RECIPES = Path(__file__).resolve().parents[1] / "config" / "train"
@@ -67,9 +70,11 @@ def test_the_training_script_refuses_an_unknown_model_before_training_anything(t
 # What each continuing model changes from its source, and nothing else: model spec fields, and recipe fields as
 # (section, key) -> value.
 MORE_DATA_TRAIN = ["data/synth/train/annotations.json", "data/synth/train_more/annotations.json"]
+TRAIN_480 = [*MORE_DATA_TRAIN, "data/synth/train_more2/annotations.json"]
 CONTINUATION_CHANGES = {
     "tdrnet_lite_tcb_r384": ({"input_size"}, {}),
     "tdrnet_lite_tcb_more_data": (set(), {("data", "train"): MORE_DATA_TRAIN}),
+    "tdrnet_lite_tcb_480_videos": (set(), {("data", "train"): TRAIN_480}),
 }
 
 
@@ -77,27 +82,40 @@ def test_every_continuing_model_says_what_it_changes():
     assert set(CONTINUATION_CHANGES) == set(CONTINUES)
 
 
+def test_a_continuing_model_with_several_cycles_names_them_in_order():
+    assert recipes_of("tdrnet_lite_tcb_480_videos") == (
+        "tdrnet_lite_tcb_480_videos_ft_synth", "tdrnet_lite_tcb_480_videos_ft_synth_cycle2",
+        "tdrnet_lite_tcb_480_videos_ft_synth_cycle3")
+    assert recipes_of("tdrnet_lite_tcb_more_data") == ("tdrnet_lite_tcb_more_data_ft_synth",)
+
+
 @pytest.mark.parametrize("name", sorted(CONTINUES))
-def test_a_continuing_model_is_its_sources_last_cycle_run_once_more_changing_only_what_it_says(name):
-    """A continuing model ships the source's weights after one more cycle: every module from the source's last
-    cycle (the chain's own file, not models/), the source's last recipe otherwise (r384: the input size;
-    more_data: the training videos), so its gain over the source is what that change and one cycle buy."""
+def test_a_continuing_model_is_its_sources_last_cycle_run_again_changing_only_what_it_says(name):
+    """A continuing model ships the source's weights after more cycles: the first takes every module from the
+    source's last cycle (the chain's own file, not models/), each later one from the cycle before; each is the
+    source's last recipe otherwise (r384: the input size; more_data and 480_videos: the training videos) with its
+    own seed, so its gain over the source is what that change and those cycles buy."""
     source = CONTINUES[name]
     model_changes, recipe_changes = CONTINUATION_CHANGES[name]
-    (got,) = chain(name)
+    cycles = chain(name)
     last = chain(source)[-1]
-    assert got.model == name and got.name == recipes_of(name)[-1] and Path(got.output_dir) == Path("runs") / got.name
-    assert Path(got.init.checkpoint) == Path(last.output_dir) / "model.pt"
+    assert len(cycles) == CONTINUATION_CYCLES.get(name, 1)
+    starts = [Path(last.output_dir) / "model.pt"] + [Path(c.output_dir) / "model.pt" for c in cycles[:-1]]
     children = sorted(n for n, _ in build_model(load_model_spec(name), 4).named_children())
-    assert sorted(got.init.modules) == children and not any(got.init.frozen(m) for m in children)
-    assert got.seed not in {c.seed for c in chain(source)}  # its own image order
-    strip = ("name", "model", "output_dir", "description", "seed", "init")
-    mine_recipe, theirs_recipe = got.to_dict(), last.to_dict()
-    for (section, key), value in recipe_changes.items():
-        assert mine_recipe[section][key] == value and theirs_recipe[section][key] != value
-        theirs_recipe[section][key] = value
-    assert {k: v for k, v in mine_recipe.items() if k not in strip} == {
-        k: v for k, v in theirs_recipe.items() if k not in strip}
+    seeds = {c.seed for c in chain(source)}
+    for got, recipe_name, start in zip(cycles, recipes_of(name), starts):
+        assert got.model == name and got.name == recipe_name and Path(got.output_dir) == Path("runs") / got.name
+        assert Path(got.init.checkpoint) == start
+        assert sorted(got.init.modules) == children and not any(got.init.frozen(m) for m in children)
+        assert got.seed not in seeds  # its own image order
+        seeds.add(got.seed)
+        strip = ("name", "model", "output_dir", "description", "seed", "init")
+        mine_recipe, theirs_recipe = got.to_dict(), last.to_dict()
+        for (section, key), value in recipe_changes.items():
+            assert mine_recipe[section][key] == value and theirs_recipe[section][key] != value
+            theirs_recipe[section][key] = value
+        assert {k: v for k, v in mine_recipe.items() if k not in strip} == {
+            k: v for k, v in theirs_recipe.items() if k not in strip}
     mine, theirs = load_model_spec(name).to_dict(), load_model_spec(source).to_dict()
     for key in model_changes:
         assert mine[key] != theirs[key]
@@ -107,20 +125,35 @@ def test_a_continuing_model_is_its_sources_last_cycle_run_once_more_changing_onl
     assert mine == theirs
 
 
-def test_the_more_data_probe_is_the_shipped_recipe_but_for_its_start_point_and_model_name():
-    """The probe trained under tdrnet_lite_tcb's spec from models/tdrnet_lite_tcb.pt; scripts/promote_candidate.py
-    shipped its weights under tdrnet_lite_tcb_more_data's, which must be the same network."""
-    probe = load_train_config(PROBES / "tdrnet_lite_tcb_more_data_synth_cycle4.yaml")
-    (shipped,) = chain("tdrnet_lite_tcb_more_data")
-    assert probe.init.checkpoint == "models/tdrnet_lite_tcb.pt" and probe.model == "tdrnet_lite_tcb"
-    a, b = probe.to_dict(), shipped.to_dict()
-    for recipe in (a, b):
-        for key in ("name", "model", "output_dir"):
-            recipe.pop(key)
-        recipe["init"].pop("checkpoint")
-    assert a == b
-    strip = lambda spec: {k: v for k, v in spec.to_dict().items() if k not in ("name", "description")}  # noqa: E731
-    assert strip(load_model_spec(probe.model)) == strip(load_model_spec(shipped.model))
+# The probes whose runs were promoted (scripts/promote_candidate.py) to a continuing model, one per cycle of it.
+PROMOTED_PROBES = {
+    "tdrnet_lite_tcb_more_data": ["tdrnet_lite_tcb_more_data_synth_cycle4"],
+    "tdrnet_lite_tcb_480_videos": ["tdrnet_lite_tcb_480_videos_synth_cycle4", "tdrnet_lite_tcb_480_videos_synth_cycle5",
+                                   "tdrnet_lite_tcb_480_videos_synth_cycle6"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(PROMOTED_PROBES))
+def test_a_promoted_probe_chain_is_the_shipped_recipes_but_for_start_points_and_model_name(name):
+    """The probes trained under tdrnet_lite_tcb's spec, the first from models/tdrnet_lite_tcb.pt and each later one
+    from the probe before; scripts/promote_candidate.py shipped the last one's weights under the continuing model's
+    spec, which must be the same network."""
+    probes = [load_train_config(PROBES / f"{probe}.yaml") for probe in PROMOTED_PROBES[name]]
+    shipped = chain(name)
+    assert len(probes) == len(shipped)
+    assert probes[0].init.checkpoint == "models/tdrnet_lite_tcb.pt"
+    for previous, probe in zip(probes, probes[1:]):
+        assert Path(probe.init.checkpoint) == Path(previous.output_dir) / "model.pt"
+    for probe, recipe in zip(probes, shipped):
+        assert probe.model == "tdrnet_lite_tcb"
+        a, b = probe.to_dict(), recipe.to_dict()
+        for part in (a, b):
+            for key in ("name", "model", "output_dir"):
+                part.pop(key)
+            part["init"].pop("checkpoint")
+        assert a == b
+        strip = lambda spec: {k: v for k, v in spec.to_dict().items() if k not in ("name", "description")}  # noqa: E731
+        assert strip(load_model_spec(probe.model)) == strip(load_model_spec(recipe.model))
 
 
 def test_the_r384_probe_that_first_ran_is_the_shipped_recipe_but_for_its_start_point():
@@ -191,6 +224,14 @@ PROBES = RECIPES.parent / "probes"
                               "data/synth/train_more2/annotations.json"]}),
         ("tdrnet_lite_tcb_480_videos_synth_cycle5", "tdrnet_lite_tcb_synth_cycle3", {},  # one more cycle on them
          {("init", "checkpoint"): "runs/tdrnet_lite_tcb_480_videos_synth_cycle4/model.pt", ("seed",): 4,
+          ("data", "train"): ["data/synth/train/annotations.json", "data/synth/train_more/annotations.json",
+                              "data/synth/train_more2/annotations.json"]}),
+        ("tdrnet_lite_tcb_480_videos_synth_cycle6", "tdrnet_lite_tcb_synth_cycle3", {},  # and a third
+         {("init", "checkpoint"): "runs/tdrnet_lite_tcb_480_videos_synth_cycle5/model.pt", ("seed",): 5,
+          ("data", "train"): ["data/synth/train/annotations.json", "data/synth/train_more/annotations.json",
+                              "data/synth/train_more2/annotations.json"]}),
+        ("tdrnet_lite_tcb_480_videos_synth_cycle7", "tdrnet_lite_tcb_synth_cycle3", {},  # a fourth, from the shipped one
+         {("init", "checkpoint"): "models/tdrnet_lite_tcb_480_videos.pt", ("seed",): 6,
           ("data", "train"): ["data/synth/train/annotations.json", "data/synth/train_more/annotations.json",
                               "data/synth/train_more2/annotations.json"]}),
     ],

@@ -42,7 +42,8 @@ def test_shipped_configs_are_all_listed():
     temporal = {f"{a}_{b}" for a in ("trnet", "tdrnet") for b in ("lite", "effnet", "vgg16")}
     variants = {"tdrnet_lite_tcb",  # the paper's TDRNet with RefineDet's TCB neck before RD's head
                 "tdrnet_lite_tcb_r384",  # the same at 384x512 input
-                "tdrnet_lite_tcb_more_data"}  # the same network, its own name for the weights trained on more videos
+                "tdrnet_lite_tcb_more_data",  # the same network, its own name for the weights trained on more videos
+                "tdrnet_lite_tcb_480_videos"}  # and for those trained on 480 videos
     assert static | temporal | variants == set(CONFIG_NAMES)
     assert set(CONFIG_NAMES) <= set(available_model_specs())
 

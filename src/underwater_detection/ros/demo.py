@@ -1,7 +1,7 @@
 """``uwdet demo`` (``make demo``): the whole system on a synthetic dive, over real DDS, in a few minutes.
 
 1. synthesise a short underwater bag (``uwdet synth``: camera images, CameraInfo, ground truth + COCO file);
-2. take the vehicle model (``models/tdrnet_lite_tcb_more_data.pt``, named in ``models.shipped``), or -- before trained
+2. take the vehicle model (``models/tdrnet_lite_tcb_480_videos.pt``, named in ``models.shipped``), or -- before trained
    weights ship -- write a random-weights checkpoint and say so loudly (every figure is then meaningless, only
    the plumbing is shown);
 3. start the detector node and the grasp-target node (the same command lines as ``uwdet run``), a recorder

@@ -1,7 +1,7 @@
 """``detector_node``: a lifecycle node around ``engine.TemporalDetector``.
 
     ros2 run underwater_detection detector_node --ros-args --params-file config/detector.yaml
-    python -m underwater_detection.ros.detector_node --ros-args -p model_path:=models/tdrnet_lite_tcb_more_data.pt
+    python -m underwater_detection.ros.detector_node --ros-args -p model_path:=models/tdrnet_lite_tcb_480_videos.pt
 
 Lifecycle (``autostart: true`` runs configure + activate at start-up):
 
