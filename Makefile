@@ -58,7 +58,7 @@ $(SYNTH)/train_more2/annotations.json:
 
 # `make train-shipped`: train (or resume) all nine shipped models (three cycles each; tdrnet_lite_tcb_r384 and
 # tdrnet_lite_tcb_more_data one more on top of tdrnet_lite_tcb's, tdrnet_lite_tcb_480_videos three) and copy them to
-# models/ (~16 h on 2 cores).
+# models/ (~17 h on 2 cores).
 train-shipped: data-synth-480
 	scripts/train_shipped_models.sh
 

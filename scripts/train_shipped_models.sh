@@ -11,7 +11,7 @@
 # from is skipped; an older one (its start point was retrained since) is moved aside to runs/RECIPE.stale-TIME
 # and retrained, so a retrained cycle 1 also retrains the cycles after it. An interrupted recipe resumes from
 # runs/RECIPE/train_state.pt. To retrain a model from scratch, delete runs/NAME_synth.
-#   scripts/train_shipped_models.sh                 # all nine (models.shipped.SHIPPED_MODELS), ~16 h on 2 quiet CPU cores
+#   scripts/train_shipped_models.sh                 # all nine (models.shipped.SHIPPED_MODELS), ~17 h on 2 quiet CPU cores
 #   scripts/train_shipped_models.sh ssd4s_lite      # just one
 #   SHIP=0 scripts/train_shipped_models.sh ...      # train, but leave models/ alone
 set -euo pipefail

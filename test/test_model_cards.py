@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from test_shipped_recipes import PROMOTED_PROBES
 from test_trainer import coco, recipe  # noqa: F401 - fixture
-from underwater_detection.engine.lineage import EARLIER_CYCLES, INIT_SOURCE, cycles_of, weights_sha256
+from underwater_detection.engine.lineage import EARLIER_CYCLES, INIT_SOURCE, PROMOTED_FROM, cycles_of, weights_sha256
 from underwater_detection.engine.train_config import InitConfig
 from underwater_detection.engine.trainer import train
 from underwater_detection.models.checkpoint import load_model, read_checkpoint, save_checkpoint
@@ -284,23 +285,14 @@ def test_every_shipped_model_carries_its_whole_training_history(name):
         assert later["recipe"]["init"]["checkpoint"] == earlier["recipe"]["output_dir"] + "/model.pt"
 
 
-# Whether a continuing model's file carries its source's cycles: a run started from a file of the same spec name
-# copies them (engine.lineage); r384 trained under its own spec, the more-data and 480-video probes under
-# tdrnet_lite_tcb's.
-CARRIES_SOURCE_CYCLES = {"tdrnet_lite_tcb_r384": False, "tdrnet_lite_tcb_more_data": True,
-                         "tdrnet_lite_tcb_480_videos": True}
-
-
-def test_every_continuing_model_says_whether_it_carries_its_sources_cycles():
-    assert set(CARRIES_SOURCE_CYCLES) == set(CONTINUES)
-
-
 @pytest.mark.parametrize("name", sorted(CONTINUES))
 def test_a_continuing_model_records_the_shipped_weights_it_started_from(name):
-    """The continuing models are cycles on top of tdrnet_lite_tcb: the first of them names that model as its start
-    and holds the digest of the weights it read, which must be the shipped file's (else the card would credit the
-    wrong model). A run that started from the same spec (the probes trained as tdrnet_lite_tcb) also carries the
-    source's cycles, which must be exactly the shipped source's."""
+    """A continuing model is cycles on top of its source (CONTINUES): the first of them names the source as its
+    start and holds the digest of the weights it read, which must be the shipped file's (else the card would credit
+    the wrong model), and each later one starts from the one before. A run started from a file of the same spec name
+    also carries that file's cycles (engine.lineage): the promoted probes trained as tdrnet_lite_tcb, so a promoted
+    file must carry exactly the shipped source's; r384, and any model retrained from its own recipes, trained under
+    its own spec and carries none."""
     path = REPO / "models" / f"{name}.pt"
     assert path.is_file(), f"{path} is missing: every shipped model is committed"
     provenance = read_checkpoint(path).provenance
@@ -309,29 +301,31 @@ def test_a_continuing_model_records_the_shipped_weights_it_started_from(name):
     assert [int(c["iterations"]) for c in cycles[-added:]] == [2000] * added
     source_path = REPO / "models" / f"{CONTINUES[name]}.pt"
     source_cycles = cycles_of(read_checkpoint(source_path).provenance)
-    assert cycles[:-added] == (source_cycles if CARRIES_SOURCE_CYCLES[name] else [])
+    assert cycles[:-added] == (source_cycles if PROMOTED_FROM in provenance else [])
     first = cycles[-added][INIT_SOURCE]
     assert first["model"] == CONTINUES[name] and sorted(first["modules"]) == ["rd", "rg"] and first["frozen"] == []
     assert first["weights_sha256"] == weights_sha256(read_checkpoint(source_path).state_dict)
-    for earlier, later in zip(cycles[-added:], cycles[-added + 1:]):
+    own = cycles[len(cycles) - added:]
+    for earlier, later in zip(own, own[1:]):
         assert later[INIT_SOURCE]["checkpoint"] == earlier["recipe"]["output_dir"] + "/model.pt"
 
 
 # The continuing models that ship a probe chain's measured weights (scripts/promote_candidate.py): the probes, one
 # per added cycle, their seeds, the training images and files, and the SHA-256 of the weights `uwdet results`
 # measured. After a retrain by `make train-shipped` a model is its recipes' own run instead.
+# The probes themselves are test_shipped_recipes.PROMOTED_PROBES (held there to the shipped recipes).
 TRAIN_240 = ["data/synth/train/annotations.json", "data/synth/train_more/annotations.json"]
 PROMOTED = {
     "tdrnet_lite_tcb_more_data": (
-        ["config/probes/tdrnet_lite_tcb_more_data_synth_cycle4.yaml"], [3], 24000, TRAIN_240,
-        "058aeb6ff37893a24e955ea5092065a6933de4cc0ce81811301374f90e216e0a"),
+        [3], 24000, TRAIN_240, "058aeb6ff37893a24e955ea5092065a6933de4cc0ce81811301374f90e216e0a"),
     "tdrnet_lite_tcb_480_videos": (
-        ["config/probes/tdrnet_lite_tcb_480_videos_synth_cycle4.yaml",
-         "config/probes/tdrnet_lite_tcb_480_videos_synth_cycle5.yaml",
-         "config/probes/tdrnet_lite_tcb_480_videos_synth_cycle6.yaml"], [3, 4, 5], 48000,
-        [*TRAIN_240, "data/synth/train_more2/annotations.json"],
+        [3, 4, 5], 48000, [*TRAIN_240, "data/synth/train_more2/annotations.json"],
         "f1f50e701f9781552568c6ab9b56b46731058db86ac506e97e59bf28f6e64645"),
 }
+
+
+def test_every_promoted_model_lists_its_probes():
+    assert set(PROMOTED) == set(PROMOTED_PROBES)
 
 
 @pytest.mark.parametrize("name", sorted(PROMOTED))
@@ -339,7 +333,8 @@ def test_a_promoted_model_is_the_measured_probe_run_or_its_recipes_own(name):
     """A promoted model ships the weights its probes trained and were measured with: the file must say so, name
     the probes in order and hold exactly those weights. After a retrain it is the recipes' own run, whose first
     cycle starts from the tcb chain's cycle-3 file."""
-    probes, seeds, images, data, digest = PROMOTED[name]
+    seeds, images, data, digest = PROMOTED[name]
+    probes = [f"config/probes/{probe}.yaml" for probe in PROMOTED_PROBES[name]]
     path = REPO / "models" / f"{name}.pt"
     ckpt = read_checkpoint(path)
     provenance = ckpt.provenance
@@ -347,10 +342,10 @@ def test_a_promoted_model_is_the_measured_probe_run_or_its_recipes_own(name):
     assert ckpt.spec.name == name
     assert provenance["train_images"] == images and int(provenance["iterations"]) == 2000
     assert provenance["train_data"] == data
-    if "promoted_from" in provenance:
+    if PROMOTED_FROM in provenance:
         assert [c["command"].split("--config ")[1].split()[0] for c in added] == probes
         assert [c["seed"] for c in added] == seeds
-        promoted = provenance["promoted_from"]
+        promoted = provenance[PROMOTED_FROM]
         assert promoted["spec_name"] == "tdrnet_lite_tcb"
         assert promoted["weights_sha256"] == weights_sha256(ckpt.state_dict)
         assert weights_sha256(ckpt.state_dict) == digest

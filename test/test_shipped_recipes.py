@@ -82,6 +82,11 @@ def test_every_continuing_model_says_what_it_changes():
     assert set(CONTINUATION_CHANGES) == set(CONTINUES)
 
 
+def test_only_continuing_models_name_a_cycle_count_and_each_is_at_least_one():
+    assert set(CONTINUATION_CYCLES) <= set(CONTINUES)
+    assert all(isinstance(n, int) and n >= 1 for n in CONTINUATION_CYCLES.values())
+
+
 def test_a_continuing_model_with_several_cycles_names_them_in_order():
     assert recipes_of("tdrnet_lite_tcb_480_videos") == (
         "tdrnet_lite_tcb_480_videos_ft_synth", "tdrnet_lite_tcb_480_videos_ft_synth_cycle2",
@@ -99,7 +104,8 @@ def test_a_continuing_model_is_its_sources_last_cycle_run_again_changing_only_wh
     model_changes, recipe_changes = CONTINUATION_CHANGES[name]
     cycles = chain(name)
     last = chain(source)[-1]
-    assert len(cycles) == CONTINUATION_CYCLES.get(name, 1)
+    # every recipe file of the chain is named by recipes_of, and no leftover cycle file lies beside them
+    assert sorted(p.stem for p in RECIPES.glob(f"{name}_ft_synth*.yaml")) == sorted(recipes_of(name))
     starts = [Path(last.output_dir) / "model.pt"] + [Path(c.output_dir) / "model.pt" for c in cycles[:-1]]
     children = sorted(n for n, _ in build_model(load_model_spec(name), 4).named_children())
     seeds = {c.seed for c in chain(source)}
