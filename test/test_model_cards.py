@@ -367,3 +367,19 @@ def test_every_shipped_model_has_a_card_with_measured_figures():
     for name in SHIPPED_MODELS:
         card = text.split(f"## {name}\n", 1)[1].split("\n## ", 1)[0]
         assert "Not evaluated yet" not in card and "| mAP@0.5 |" in card, name
+
+
+def test_the_kept_fourth_480_video_cycle_is_what_the_candidates_readme_says():
+    """models/candidates/ keeps a probe's weights for promotion later: the shipped tdrnet_lite_tcb_480_videos's six
+    cycles, then the fourth-cycle probe (seed 6) from the shipped file itself, under the 20 MB limit."""
+    path = REPO / "models" / "candidates" / "tdrnet_lite_tcb_480_videos_synth_cycle7.pt"
+    ckpt = read_checkpoint(path)
+    cycles = cycles_of(ckpt.provenance)
+    shipped = read_checkpoint(REPO / "models" / "tdrnet_lite_tcb_480_videos.pt")
+    assert cycles[:-1] == cycles_of(shipped.provenance)
+    assert cycles[-1]["command"].split("--config ")[1].split()[0] == (
+        "config/probes/tdrnet_lite_tcb_480_videos_synth_cycle7.yaml")
+    assert cycles[-1]["seed"] == 6 and ckpt.provenance["train_images"] == 48000
+    assert ckpt.provenance[INIT_SOURCE]["weights_sha256"] == weights_sha256(shipped.state_dict)
+    assert weights_sha256(ckpt.state_dict).startswith("787ba79359979a3f")
+    assert path.stat().st_size < 20 * 2**20
