@@ -161,9 +161,8 @@ def card(path: Path, ckpt: Checkpoint, cycles: list[dict], shared_from: str | No
                  else "a training run's own file, not kept: this file holds the same weights")
         notes.append(f"- Promoted, not retrained: the weights of `{source}` (trained as "
                      f"{promoted['spec_name']}; {where}), written under this name by `scripts/promote_candidate.py`; "
-                     f"weights SHA-256 "
-                     f"{promoted['weights_sha256'][:16]}... The commands below that name config/probes are the runs that "
-                     f"made these weights"
+                     f"weights SHA-256 {promoted['weights_sha256'][:16]}... The commands below that name config/probes "
+                     f"are the runs that made these weights"
                      + (f"; to retrain it from the shipped chain: "
                         f"{', then '.join(f'`config/train/{r}.yaml`' for r in recipes)}." if recipes else "."))
     start = p.get(INIT_SOURCE)

@@ -10,7 +10,7 @@ import pytest
 from test_shipped_recipes import PROMOTED_PROBES
 from test_trainer import coco, recipe  # noqa: F401 - fixture
 from underwater_detection.engine.lineage import EARLIER_CYCLES, INIT_SOURCE, PROMOTED_FROM, cycles_of, weights_sha256
-from underwater_detection.engine.train_config import InitConfig
+from underwater_detection.engine.train_config import InitConfig, load_train_config
 from underwater_detection.engine.trainer import train
 from underwater_detection.models.checkpoint import load_model, read_checkpoint, save_checkpoint
 from underwater_detection.models.shipped import CONTINUATION_CYCLES, CONTINUES, SHIPPED_MODELS, recipes_of
@@ -297,30 +297,26 @@ def test_a_continuing_model_records_the_shipped_weights_it_started_from(name):
     assert path.is_file(), f"{path} is missing: every shipped model is committed"
     provenance = read_checkpoint(path).provenance
     cycles = cycles_of(provenance)
-    added = CONTINUATION_CYCLES.get(name, 1)
-    assert [int(c["iterations"]) for c in cycles[-added:]] == [2000] * added
+    split = len(cycles) - CONTINUATION_CYCLES.get(name, 1)
+    carried, own = cycles[:split], cycles[split:]
+    assert [int(c["iterations"]) for c in own] == [2000] * len(own)
     source_path = REPO / "models" / f"{CONTINUES[name]}.pt"
     source_cycles = cycles_of(read_checkpoint(source_path).provenance)
-    assert cycles[:-added] == (source_cycles if PROMOTED_FROM in provenance else [])
-    first = cycles[-added][INIT_SOURCE]
+    assert carried == (source_cycles if PROMOTED_FROM in provenance else [])
+    first = own[0][INIT_SOURCE]
     assert first["model"] == CONTINUES[name] and sorted(first["modules"]) == ["rd", "rg"] and first["frozen"] == []
     assert first["weights_sha256"] == weights_sha256(read_checkpoint(source_path).state_dict)
-    own = cycles[len(cycles) - added:]
     for earlier, later in zip(own, own[1:]):
         assert later[INIT_SOURCE]["checkpoint"] == earlier["recipe"]["output_dir"] + "/model.pt"
 
 
-# The continuing models that ship a probe chain's measured weights (scripts/promote_candidate.py): the probes, one
-# per added cycle, their seeds, the training images and files, and the SHA-256 of the weights `uwdet results`
-# measured. After a retrain by `make train-shipped` a model is its recipes' own run instead.
-# The probes themselves are test_shipped_recipes.PROMOTED_PROBES (held there to the shipped recipes).
-TRAIN_240 = ["data/synth/train/annotations.json", "data/synth/train_more/annotations.json"]
+# The continuing models that ship a probe chain's measured weights (scripts/promote_candidate.py): the number of
+# training images and the SHA-256 of the weights `uwdet results` measured. The probes themselves (one per added
+# cycle, whose seeds and training files the file must record) are test_shipped_recipes.PROMOTED_PROBES, held there
+# to the shipped recipes. After a retrain by `make train-shipped` a model is its recipes' own run instead.
 PROMOTED = {
-    "tdrnet_lite_tcb_more_data": (
-        [3], 24000, TRAIN_240, "058aeb6ff37893a24e955ea5092065a6933de4cc0ce81811301374f90e216e0a"),
-    "tdrnet_lite_tcb_480_videos": (
-        [3, 4, 5], 48000, [*TRAIN_240, "data/synth/train_more2/annotations.json"],
-        "f1f50e701f9781552568c6ab9b56b46731058db86ac506e97e59bf28f6e64645"),
+    "tdrnet_lite_tcb_more_data": (24000, "058aeb6ff37893a24e955ea5092065a6933de4cc0ce81811301374f90e216e0a"),
+    "tdrnet_lite_tcb_480_videos": (48000, "f1f50e701f9781552568c6ab9b56b46731058db86ac506e97e59bf28f6e64645"),
 }
 
 
@@ -333,18 +329,19 @@ def test_a_promoted_model_is_the_measured_probe_run_or_its_recipes_own(name):
     """A promoted model ships the weights its probes trained and were measured with: the file must say so, name
     the probes in order and hold exactly those weights. After a retrain it is the recipes' own run, whose first
     cycle starts from the tcb chain's cycle-3 file."""
-    seeds, images, data, digest = PROMOTED[name]
+    images, digest = PROMOTED[name]
     probes = [f"config/probes/{probe}.yaml" for probe in PROMOTED_PROBES[name]]
+    probe_configs = [load_train_config(REPO / probe) for probe in probes]
     path = REPO / "models" / f"{name}.pt"
     ckpt = read_checkpoint(path)
     provenance = ckpt.provenance
     added = cycles_of(provenance)[-len(probes):]
     assert ckpt.spec.name == name
     assert provenance["train_images"] == images and int(provenance["iterations"]) == 2000
-    assert provenance["train_data"] == data
+    assert provenance["train_data"] == probe_configs[-1].data.train
     if PROMOTED_FROM in provenance:
         assert [c["command"].split("--config ")[1].split()[0] for c in added] == probes
-        assert [c["seed"] for c in added] == seeds
+        assert [c["seed"] for c in added] == [c.seed for c in probe_configs]
         promoted = provenance[PROMOTED_FROM]
         assert promoted["spec_name"] == "tdrnet_lite_tcb"
         assert promoted["weights_sha256"] == weights_sha256(ckpt.state_dict)
