@@ -109,13 +109,13 @@ def test_a_continuing_model_is_its_sources_last_cycle_run_again_changing_only_wh
     starts = [Path(last.output_dir) / "model.pt"] + [Path(c.output_dir) / "model.pt" for c in cycles[:-1]]
     children = sorted(n for n, _ in build_model(load_model_spec(name), 4).named_children())
     seeds = {c.seed for c in chain(source)}
+    strip = ("name", "model", "output_dir", "description", "seed", "init")
     for got, recipe_name, start in zip(cycles, recipes_of(name), starts):
         assert got.model == name and got.name == recipe_name and Path(got.output_dir) == Path("runs") / got.name
         assert Path(got.init.checkpoint) == start
         assert sorted(got.init.modules) == children and not any(got.init.frozen(m) for m in children)
         assert got.seed not in seeds  # its own image order
         seeds.add(got.seed)
-        strip = ("name", "model", "output_dir", "description", "seed", "init")
         mine_recipe, theirs_recipe = got.to_dict(), last.to_dict()
         for (section, key), value in recipe_changes.items():
             assert mine_recipe[section][key] == value and theirs_recipe[section][key] != value
@@ -148,6 +148,7 @@ def test_a_promoted_probe_chain_is_the_shipped_recipes_but_for_start_points_and_
     shipped = chain(name)
     assert len(probes) == len(shipped)
     assert probes[0].init.checkpoint == "models/tdrnet_lite_tcb.pt"
+    strip = lambda spec: {k: v for k, v in spec.to_dict().items() if k not in ("name", "description")}  # noqa: E731
     for previous, probe in zip(probes, probes[1:]):
         assert Path(probe.init.checkpoint) == Path(previous.output_dir) / "model.pt"
     for probe, recipe in zip(probes, shipped):
@@ -158,7 +159,6 @@ def test_a_promoted_probe_chain_is_the_shipped_recipes_but_for_start_points_and_
                 part.pop(key)
             part["init"].pop("checkpoint")
         assert a == b
-        strip = lambda spec: {k: v for k, v in spec.to_dict().items() if k not in ("name", "description")}  # noqa: E731
         assert strip(load_model_spec(probe.model)) == strip(load_model_spec(recipe.model))
 
 
@@ -220,26 +220,22 @@ PROBES = RECIPES.parent / "probes"
          {("init", "checkpoint"): "models/tdrnet_lite_tcb.pt", ("seed",): 3}),
         ("tdrnet_lite_tcb_more_data_synth_cycle4", "tdrnet_lite_tcb_synth_cycle3", {},  # the control above + 180 videos
          {("init", "checkpoint"): "models/tdrnet_lite_tcb.pt", ("seed",): 3,
-          ("data", "train"): ["data/synth/train/annotations.json", "data/synth/train_more/annotations.json"]}),
+          ("data", "train"): MORE_DATA_TRAIN}),
         ("tdrnet_lite_tcb_more_data_synth_cycle5", "tdrnet_lite_tcb_synth_cycle3", {},  # one more cycle on them
          {("init", "checkpoint"): "models/tdrnet_lite_tcb_more_data.pt", ("seed",): 4,
-          ("data", "train"): ["data/synth/train/annotations.json", "data/synth/train_more/annotations.json"]}),
+          ("data", "train"): MORE_DATA_TRAIN}),
         ("tdrnet_lite_tcb_480_videos_synth_cycle4", "tdrnet_lite_tcb_synth_cycle3", {},  # 240 more videos again
          {("init", "checkpoint"): "models/tdrnet_lite_tcb.pt", ("seed",): 3,
-          ("data", "train"): ["data/synth/train/annotations.json", "data/synth/train_more/annotations.json",
-                              "data/synth/train_more2/annotations.json"]}),
+          ("data", "train"): TRAIN_480}),
         ("tdrnet_lite_tcb_480_videos_synth_cycle5", "tdrnet_lite_tcb_synth_cycle3", {},  # one more cycle on them
          {("init", "checkpoint"): "runs/tdrnet_lite_tcb_480_videos_synth_cycle4/model.pt", ("seed",): 4,
-          ("data", "train"): ["data/synth/train/annotations.json", "data/synth/train_more/annotations.json",
-                              "data/synth/train_more2/annotations.json"]}),
+          ("data", "train"): TRAIN_480}),
         ("tdrnet_lite_tcb_480_videos_synth_cycle6", "tdrnet_lite_tcb_synth_cycle3", {},  # and a third
          {("init", "checkpoint"): "runs/tdrnet_lite_tcb_480_videos_synth_cycle5/model.pt", ("seed",): 5,
-          ("data", "train"): ["data/synth/train/annotations.json", "data/synth/train_more/annotations.json",
-                              "data/synth/train_more2/annotations.json"]}),
+          ("data", "train"): TRAIN_480}),
         ("tdrnet_lite_tcb_480_videos_synth_cycle7", "tdrnet_lite_tcb_synth_cycle3", {},  # a fourth, from the shipped one
          {("init", "checkpoint"): "models/tdrnet_lite_tcb_480_videos.pt", ("seed",): 6,
-          ("data", "train"): ["data/synth/train/annotations.json", "data/synth/train_more/annotations.json",
-                              "data/synth/train_more2/annotations.json"]}),
+          ("data", "train"): TRAIN_480}),
     ],
 )
 def test_a_probe_differs_from_its_shipped_baseline_only_where_it_says(probe, baseline, model_changes, recipe_changes):
