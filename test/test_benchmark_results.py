@@ -187,3 +187,12 @@ def test_results_default_set_evaluates_what_exists_and_warns(tmp_path):
     assert "not evaluated (no checkpoint)" in proc.stderr and "tdrnet_lite.pt" in proc.stderr
     rows = json.loads((tmp_path / "out" / "results.json").read_text())["rows"]
     assert [r["model"] for r in rows] == ["ssd4s_lite"]
+
+
+def test_a_k_loss_just_over_one_point_fails_and_prints_the_digits_that_decide_it():
+    """1.03 points rounded to one decimal would print "1.0" beside DOES NOT HOLD (session 18's grid did)."""
+    rows = [Row("tdrnet_lite", "tdrnet", result(m, k, 1.0)) for k, m in ((1, 0.8082), (8, 0.7979))]
+    res = BenchmarkResults(data="fixture", rows=rows)
+    claim = next(c for c in check_claims(res) if c.name == "TDRNet loses <= 1 point from k=1 to k=8")
+    assert claim.holds is False
+    assert "loses 1.03 points" in claim.detail

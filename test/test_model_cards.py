@@ -290,8 +290,9 @@ def test_a_continuing_model_records_the_shipped_weights_it_started_from(name):
     """A continuing model is cycles on top of its source (CONTINUES): the first of them names the source as its
     start and holds the digest of the weights it read, which must be the shipped file's (else the card would credit
     the wrong model), and each later one starts from the one before. A run started from a file of the same spec name
-    also carries that file's cycles (engine.lineage): the promoted probes trained as tdrnet_lite_tcb, so a promoted
-    file must carry exactly the shipped source's; r384, and any model retrained from its own recipes, trained under
+    also carries that file's cycles (engine.lineage): the promoted probes trained as tdrnet_lite_tcb (or, after an
+    earlier promotion, as the model itself from its shipped file, which carries the same), so a promoted file must
+    carry exactly the shipped source's; r384, and any model retrained from its own recipes, trained under
     its own spec and carries none."""
     path = REPO / "models" / f"{name}.pt"
     assert path.is_file(), f"{path} is missing: every shipped model is committed"
@@ -307,7 +308,10 @@ def test_a_continuing_model_records_the_shipped_weights_it_started_from(name):
     assert first["model"] == CONTINUES[name] and sorted(first["modules"]) == ["rd", "rg"] and first["frozen"] == []
     assert first["weights_sha256"] == weights_sha256(read_checkpoint(source_path).state_dict)
     for earlier, later in zip(own, own[1:]):
-        assert later[INIT_SOURCE]["checkpoint"] == earlier["recipe"]["output_dir"] + "/model.pt"
+        start = later[INIT_SOURCE]["checkpoint"]
+        # a promoted probe may have started from the model's earlier shipped file (its digest: SHIPPED_BEFORE)
+        assert start == earlier["recipe"]["output_dir"] + "/model.pt" or (
+            PROMOTED_FROM in provenance and start == f"models/{name}.pt")
 
 
 # The continuing models that ship a probe chain's measured weights (scripts/promote_candidate.py): the number of
@@ -316,7 +320,13 @@ def test_a_continuing_model_records_the_shipped_weights_it_started_from(name):
 # to the shipped recipes. After a retrain by `make train-shipped` a model is its recipes' own run instead.
 PROMOTED = {
     "tdrnet_lite_tcb_more_data": (24000, "058aeb6ff37893a24e955ea5092065a6933de4cc0ce81811301374f90e216e0a"),
-    "tdrnet_lite_tcb_480_videos": (48000, "f1f50e701f9781552568c6ab9b56b46731058db86ac506e97e59bf28f6e64645"),
+    "tdrnet_lite_tcb_480_videos": (48000, "787ba79359979a3fa86d021a89174041af482a03b686f5f1224ead547d1fa188"),
+}
+# The weights a promoted model shipped before its latest probe, which trained from models/NAME.pt (not from the
+# probe before it): that probe must have started from exactly these. Session 17 shipped tdrnet_lite_tcb_480_videos
+# after three probes; the fourth (session 18) trained from that file.
+SHIPPED_BEFORE = {
+    "tdrnet_lite_tcb_480_videos": "f1f50e701f9781552568c6ab9b56b46731058db86ac506e97e59bf28f6e64645",
 }
 
 
@@ -342,8 +352,11 @@ def test_a_promoted_model_is_the_measured_probe_run_or_its_recipes_own(name):
     if PROMOTED_FROM in provenance:
         assert [c["command"].split("--config ")[1].split()[0] for c in added] == probes
         assert [c["seed"] for c in added] == [c.seed for c in probe_configs]
+        from_shipped = [c[INIT_SOURCE]["weights_sha256"] for c in added
+                        if c[INIT_SOURCE]["checkpoint"] == f"models/{name}.pt"]
+        assert from_shipped == ([SHIPPED_BEFORE[name]] if name in SHIPPED_BEFORE else [])
         promoted = provenance[PROMOTED_FROM]
-        assert promoted["spec_name"] == "tdrnet_lite_tcb"
+        assert promoted["spec_name"] == probe_configs[-1].model
         assert promoted["weights_sha256"] == weights_sha256(ckpt.state_dict)
         assert weights_sha256(ckpt.state_dict) == digest
     else:
@@ -364,19 +377,3 @@ def test_every_shipped_model_has_a_card_with_measured_figures():
     for name in SHIPPED_MODELS:
         card = text.split(f"## {name}\n", 1)[1].split("\n## ", 1)[0]
         assert "Not evaluated yet" not in card and "| mAP@0.5 |" in card, name
-
-
-def test_the_kept_fourth_480_video_cycle_is_what_the_candidates_readme_says():
-    """models/candidates/ keeps a probe's weights for promotion later: the shipped tdrnet_lite_tcb_480_videos's six
-    cycles, then the fourth-cycle probe (seed 6) from the shipped file itself, under the 20 MB limit."""
-    path = REPO / "models" / "candidates" / "tdrnet_lite_tcb_480_videos_synth_cycle7.pt"
-    ckpt = read_checkpoint(path)
-    cycles = cycles_of(ckpt.provenance)
-    shipped = read_checkpoint(REPO / "models" / "tdrnet_lite_tcb_480_videos.pt")
-    assert cycles[:-1] == cycles_of(shipped.provenance)
-    assert cycles[-1]["command"].split("--config ")[1].split()[0] == (
-        "config/probes/tdrnet_lite_tcb_480_videos_synth_cycle7.yaml")
-    assert cycles[-1]["seed"] == 6 and ckpt.provenance["train_images"] == 48000
-    assert ckpt.provenance[INIT_SOURCE]["weights_sha256"] == weights_sha256(shipped.state_dict)
-    assert weights_sha256(ckpt.state_dict).startswith("787ba79359979a3f")
-    assert path.stat().st_size < 20 * 2**20

@@ -90,7 +90,7 @@ def test_only_continuing_models_name_a_cycle_count_and_each_is_at_least_one():
 def test_a_continuing_model_with_several_cycles_names_them_in_order():
     assert recipes_of("tdrnet_lite_tcb_480_videos") == (
         "tdrnet_lite_tcb_480_videos_ft_synth", "tdrnet_lite_tcb_480_videos_ft_synth_cycle2",
-        "tdrnet_lite_tcb_480_videos_ft_synth_cycle3")
+        "tdrnet_lite_tcb_480_videos_ft_synth_cycle3", "tdrnet_lite_tcb_480_videos_ft_synth_cycle4")
     assert recipes_of("tdrnet_lite_tcb_more_data") == ("tdrnet_lite_tcb_more_data_ft_synth",)
 
 
@@ -134,8 +134,7 @@ def test_a_continuing_model_is_its_sources_last_cycle_run_again_changing_only_wh
 # The probes whose runs were promoted (scripts/promote_candidate.py) to a continuing model, one per cycle of it.
 PROMOTED_PROBES = {
     "tdrnet_lite_tcb_more_data": ["tdrnet_lite_tcb_more_data_synth_cycle4"],
-    "tdrnet_lite_tcb_480_videos": ["tdrnet_lite_tcb_480_videos_synth_cycle4", "tdrnet_lite_tcb_480_videos_synth_cycle5",
-                                   "tdrnet_lite_tcb_480_videos_synth_cycle6"],
+    "tdrnet_lite_tcb_480_videos": [f"tdrnet_lite_tcb_480_videos_synth_cycle{n}" for n in (4, 5, 6, 7)],
 }
 
 
@@ -143,16 +142,18 @@ PROMOTED_PROBES = {
 def test_a_promoted_probe_chain_is_the_shipped_recipes_but_for_start_points_and_model_name(name):
     """The probes trained under tdrnet_lite_tcb's spec, the first from models/tdrnet_lite_tcb.pt and each later one
     from the probe before; scripts/promote_candidate.py shipped the last one's weights under the continuing model's
-    spec, which must be the same network."""
+    spec, which must be the same network. A probe run after an earlier one was promoted may instead train under the
+    continuing model's own spec from its shipped file (then those weights: test_model_cards checks the digest)."""
     probes = [load_train_config(PROBES / f"{probe}.yaml") for probe in PROMOTED_PROBES[name]]
     shipped = chain(name)
     assert len(probes) == len(shipped)
     assert probes[0].init.checkpoint == "models/tdrnet_lite_tcb.pt"
     strip = lambda spec: {k: v for k, v in spec.to_dict().items() if k not in ("name", "description")}  # noqa: E731
     for previous, probe in zip(probes, probes[1:]):
-        assert Path(probe.init.checkpoint) == Path(previous.output_dir) / "model.pt"
+        from_shipped = probe.model == name and probe.init.checkpoint == f"models/{name}.pt"
+        assert from_shipped or Path(probe.init.checkpoint) == Path(previous.output_dir) / "model.pt"
     for probe, recipe in zip(probes, shipped):
-        assert probe.model == "tdrnet_lite_tcb"
+        assert probe.model in ("tdrnet_lite_tcb", name)
         a, b = probe.to_dict(), recipe.to_dict()
         for part in (a, b):
             for key in ("name", "model", "output_dir"):
@@ -235,6 +236,10 @@ PROBES = RECIPES.parent / "probes"
           ("data", "train"): TRAIN_480}),
         ("tdrnet_lite_tcb_480_videos_synth_cycle7", "tdrnet_lite_tcb_synth_cycle3", {},  # a fourth, from the shipped one
          {("init", "checkpoint"): "models/tdrnet_lite_tcb_480_videos.pt", ("seed",): 6,
+          ("data", "train"): TRAIN_480}),
+        ("tdrnet_lite_tcb_480_videos_r384_ft_synth", "tdrnet_lite_tcb_synth_cycle3",  # the default + a 384x512 cycle
+         {("input_size",): [384, 512]},
+         {("init", "checkpoint"): "models/tdrnet_lite_tcb_480_videos.pt", ("seed",): 7,
           ("data", "train"): TRAIN_480}),
     ],
 )
