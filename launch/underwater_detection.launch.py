@@ -6,7 +6,8 @@
 
 Arguments (the same names and defaults as ``uwdet run``, which starts the same nodes where ``launch`` is not
 installed, e.g. a pip-only ROS): model, image_topic, camera_info_topic (the grasp-target node's CameraInfo),
-compressed, k, e, namespace, use_sim_time, params_file (detector parameters, default
+compressed, k, e, input_size (network input HxW, height first; empty = the checkpoint's trained size), namespace,
+use_sim_time, params_file (detector parameters, default
 share/underwater_detection/config/detector.yaml) and grasp_params_file (default
 share/underwater_detection/config/grasp_target.yaml). Launch arguments override the parameter files' values.
 
@@ -36,6 +37,9 @@ def generate_launch_description() -> LaunchDescription:
                               description="subscribe to sensor_msgs/CompressedImage instead of sensor_msgs/Image"),
         DeclareLaunchArgument("k", default_value="4", description="key-frame interval"),
         DeclareLaunchArgument("e", default_value="1.0", description="soft refinement coefficient"),
+        DeclareLaunchArgument("input_size", default_value="",
+                              description="network input HxW, height first (e.g. 320x448); empty = the checkpoint's "
+                                          "trained size"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of both nodes"),
         DeclareLaunchArgument("use_sim_time", default_value="false",
                               description="use /clock (e.g. from uwdet bag-play --clock)"),
@@ -63,6 +67,8 @@ def generate_launch_description() -> LaunchDescription:
                 "image_transport": image_transport,
                 "key_interval": ParameterValue(LaunchConfiguration("k"), value_type=int),
                 "soft_coefficient": ParameterValue(LaunchConfiguration("e"), value_type=float),
+                # value_type=str: "" stays the empty string (untyped, launch would read it as YAML null)
+                "input_size": ParameterValue(LaunchConfiguration("input_size"), value_type=str),
                 "use_sim_time": use_sim_time,
             },
         ],

@@ -73,17 +73,21 @@ def test_setup_py_installs_launch_config_and_both_node_executables(monkeypatch):
 
 def test_run_builds_the_node_command_lines_from_the_launch_arguments():
     cmds = node_commands(RunOptions(model="m.pt", image_topic="/cam", camera_info_topic="/cam_info", compressed=True,
-                                    k=2, e=0.5, namespace="rov", use_sim_time=True))
+                                    k=2, e=0.5, input_size="320x448", namespace="rov", use_sim_time=True))
     det, grasp = cmds["detector_node"], cmds["grasp_target_node"]
     assert det[det.index("--params-file") + 1] == str(REPO / "config" / "detector.yaml")
     assert grasp[grasp.index("--params-file") + 1] == str(REPO / "config" / "grasp_target.yaml")
     for item in ("model_path:=m.pt", "image_topic:=/cam", "image_transport:=compressed", "key_interval:=2",
-                 "soft_coefficient:=0.5", "use_sim_time:=true"):
+                 "soft_coefficient:=0.5", "input_size:=320x448", "use_sim_time:=true"):
         assert item in det
     assert "camera_info_topic:=/cam_info" in grasp and "camera_info_topic:=/cam_info" not in det
     assert "use_sim_time:=true" in grasp and "__ns:=/rov" in det and "__ns:=/rov" in grasp
     with pytest.raises(ValueError, match="e must be in"):
         node_commands(RunOptions(e=1.5))
+    # unset: the checkpoint's own size, spelled as YAML's empty string (a bare "input_size:=" would be null)
+    assert "input_size:=''" in node_commands(RunOptions())["detector_node"]
+    with pytest.raises(ValueError, match=r"input_size must be HxW \(height first"):
+        node_commands(RunOptions(input_size="320"))
     with pytest.raises(FileNotFoundError, match="parameter file nope.yaml not found"):
         node_commands(RunOptions(params_file="nope.yaml"))
 
@@ -94,7 +98,8 @@ def test_uwdet_run_starts_both_nodes_in_the_namespace_and_stops_on_ctrl_c(tmp_pa
 
     ckpt = write_random_checkpoint(tmp_path / "ssd.pt", "ssd4s_lite", input_size=(128, 128))
     domain = fresh_domain_id()
-    with RosProcess(uwdet("run", "--model", str(ckpt), "--namespace", "rov", "-k", "2"), ros_env(domain),
+    with RosProcess(uwdet("run", "--model", str(ckpt), "--namespace", "rov", "-k", "2", "--input-size", "128x192"),
+                    ros_env(domain),
                     tmp_path / "run.log") as run:
         peer = TestPeer("run_test_peer", domain)
         try:
@@ -110,6 +115,7 @@ def test_uwdet_run_starts_both_nodes_in_the_namespace_and_stops_on_ctrl_c(tmp_pa
         assert run.wait(timeout=30) == 0, run.log()
     log = run.log()
     assert "started detector_node" in log and "grasp_target_node (pid" in log
+    assert "input 128x192 (trained at 128x128)" in log  # --input-size reached the node as a string
 
 
 def test_uwdet_demo_end_to_end(tmp_path):

@@ -61,6 +61,27 @@ def parse_size_hw(text: str) -> tuple[int, int]:
     return h, int(match.group(2) or h)
 
 
+def parse_input_size(text: str) -> tuple[int, int] | None:
+    """The node's ``input_size`` (and ``uwdet run --input-size``): ``""`` -> None (the checkpoint's own size);
+    ``"320x448"`` -> (320, 448), height first as the model configs.
+
+    Only the form is checked here; whether the model's anchors tile that size is checked at configure, where the
+    model is known (a refused size fails the transition with the reason and leaves the node unconfigured).
+    """
+    text = str(text).strip()
+    if not text:
+        return None
+    if "x" not in text.lower():  # the node wants both sides spelled out: a camera topic is rarely square
+        raise ValueError(f"input_size must be HxW (height first, e.g. 320x448) or empty, got {text!r}")
+    try:
+        h, w = parse_size_hw(text)
+    except ValueError:
+        raise ValueError(f"input_size must be HxW (height first, e.g. 320x448) or empty, got {text!r}") from None
+    if h < 64 or w < 64 or h > 4096 or w > 4096:
+        raise ValueError(f"input_size must be between 64 and 4096 on each side, got {text!r}")
+    return h, w
+
+
 def aspect_change_warning(trained: tuple[int, int], used: tuple[int, int]) -> str | None:
     """Why running at ``used`` may cost more than its pixel count suggests, or None.
 

@@ -45,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compressed", default=d["compressed"], help=h["compressed"] + " (true/false)")
     p.add_argument("-k", type=positive_int, default=int(d["k"]), help=h["k"])
     p.add_argument("-e", type=float, default=float(d["e"]), help=h["e"])
+    p.add_argument("--input-size", default=d["input_size"], help=h["input_size"])
     p.add_argument("--namespace", default=d["namespace"], help=h["namespace"])
     p.add_argument("--use-sim-time", default=d["use_sim_time"], help=h["use_sim_time"] + " (true/false)")
     p.add_argument("--params-file", default=d["params_file"], help=h["params_file"])

@@ -21,7 +21,7 @@ from typing import Any
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
 from ..models.shipped import DEFAULT_CHECKPOINT
-from ..models.spec import parse_size_hw, validate_key_interval, validate_soft_coefficient
+from ..models.spec import parse_input_size, validate_key_interval, validate_soft_coefficient
 from .qos import RELIABILITY_CHOICES
 
 RUNTIME, ACTIVATE, CONFIGURE, STARTUP = "runtime", "activate", "configure", "startup"
@@ -104,26 +104,6 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "publish ~/debug_image with drawn boxes (rendered only while someone subscribes)", RUNTIME),
 )
 BY_NAME: dict[str, ParamSpec] = {p.name: p for p in PARAMETERS}
-
-
-def parse_input_size(text: str) -> tuple[int, int] | None:
-    """``""`` -> None (the checkpoint's own size); ``"320x448"`` -> (320, 448), height first as the model configs.
-
-    Only the form is checked here; whether the model's anchors tile that size is checked at configure, where the
-    model is known (a refused size fails the transition with the reason and leaves the node unconfigured).
-    """
-    text = str(text).strip()
-    if not text:
-        return None
-    if "x" not in text.lower():  # the node wants both sides spelled out: a camera topic is rarely square
-        raise ValueError(f"input_size must be HxW (height first, e.g. 320x448) or empty, got {text!r}")
-    try:
-        h, w = parse_size_hw(text)
-    except ValueError:
-        raise ValueError(f"input_size must be HxW (height first, e.g. 320x448) or empty, got {text!r}") from None
-    if h < 64 or w < 64 or h > 4096 or w > 4096:
-        raise ValueError(f"input_size must be between 64 and 4096 on each side, got {text!r}")
-    return h, w
 
 
 def declare_all(node: Any) -> None:

@@ -2,8 +2,8 @@
 
 ``launch``/``launch_ros`` are not on PyPI, so ``ros2 launch underwater_detection underwater_detection.launch.py``
 only works on a machine with ROS from apt. ``uwdet run`` starts the same two nodes with the same parameter
-files and the same arguments (model, image_topic, camera_info_topic, compressed, k, e, namespace, use_sim_time,
-params_file, grasp_params_file), so both ways give the same system; ``test_launch_and_run`` keeps their argument lists equal.
+files and the same arguments (model, image_topic, camera_info_topic, compressed, k, e, input_size, namespace,
+use_sim_time, params_file, grasp_params_file), so both ways give the same system; ``test_launch_and_run`` keeps their argument lists equal.
 
 This module imports no rclpy (the children do): it builds command lines and supervises processes.
 Ctrl-C (SIGINT) or SIGTERM is forwarded to both nodes as SIGINT (clean lifecycle shutdown), with SIGKILL
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..models.shipped import DEFAULT_CHECKPOINT
+from ..models.spec import parse_input_size
 
 PACKAGE = "underwater_detection"
 DETECTOR_MODULE = "underwater_detection.ros.detector_node"
@@ -38,6 +39,7 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
     "compressed": ("false", "subscribe to sensor_msgs/CompressedImage instead of sensor_msgs/Image"),
     "k": ("4", "key-frame interval"),
     "e": ("1.0", "soft refinement coefficient"),
+    "input_size": ("", "network input HxW, height first (e.g. 320x448); empty = the checkpoint's trained size"),
     "namespace": ("", "namespace of both nodes"),
     "use_sim_time": ("false", "use /clock (e.g. from uwdet bag-play --clock)"),
     "params_file": ("detector.yaml", "detector parameter file (default: the package's config/detector.yaml)"),
@@ -85,6 +87,7 @@ class RunOptions:
     compressed: bool = False
     k: int = 4
     e: float = 1.0
+    input_size: str = ""
     namespace: str = ""
     use_sim_time: bool = False
     params_file: str = LAUNCH_ARGUMENTS["params_file"][0]
@@ -109,10 +112,13 @@ def node_commands(opts: RunOptions, python: str = sys.executable) -> dict[str, l
         raise ValueError(f"k must be >= 1, got {opts.k}")
     if not 0.0 <= opts.e <= 1.0:
         raise ValueError(f"e must be in [0, 1], got {opts.e}")
+    parse_input_size(opts.input_size)  # the form only; whether the model's anchors tile it is the node's check
+    # '' quoted: ROS reads -p values as YAML, where a bare empty value is null, not the empty string
+    input_size = opts.input_size.strip() or "''"
     sim = f"use_sim_time:={'true' if opts.use_sim_time else 'false'}"
     detector = [f"model_path:={opts.model}", f"image_topic:={opts.image_topic}",
                 f"image_transport:={'compressed' if opts.compressed else 'raw'}", f"key_interval:={int(opts.k)}",
-                f"soft_coefficient:={float(opts.e)}", sim, *opts.detector_overrides]
+                f"soft_coefficient:={float(opts.e)}", f"input_size:={input_size}", sim, *opts.detector_overrides]
     commands = {DETECTOR_NAME: [python, "-m", DETECTOR_MODULE,
                                 *_ros_args(DETECTOR_NAME, find_config(opts.params_file), opts.namespace, detector)]}
     if opts.grasp:
@@ -175,7 +181,7 @@ def run_main(args: argparse.Namespace) -> int:
     """``uwdet run``: start the nodes, wait until one exits or we are interrupted, stop both."""
     opts = RunOptions(model=args.model, image_topic=args.image_topic, camera_info_topic=args.camera_info_topic,
                       compressed=parse_bool(args.compressed),
-                      k=args.k, e=args.e, namespace=args.namespace, use_sim_time=parse_bool(args.use_sim_time),
+                      k=args.k, e=args.e, input_size=args.input_size, namespace=args.namespace, use_sim_time=parse_bool(args.use_sim_time),
                       params_file=args.params_file, grasp_params_file=args.grasp_params_file, grasp=not args.no_grasp)
     commands = node_commands(opts)
     if args.print_commands:
