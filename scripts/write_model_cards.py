@@ -167,7 +167,9 @@ def card(path: Path, ckpt: Checkpoint, cycles: list[dict], shared_from: str | No
                         f"{', then '.join(f'`config/train/{r}.yaml`' for r in recipes)}." if recipes else "."))
     start = p.get(INIT_SOURCE)
     if start and len(cycles) > 1:  # the carried cycles are the source's; say where the last one started
-        notes.append(f"- The last cycle started from `{start.get('checkpoint')}` ({start.get('model')}, weights "
+        own = start.get("checkpoint") == f"models/{path.stem}.pt"  # this card's own path, then holding earlier weights
+        notes.append(f"- The last cycle started from `{start.get('checkpoint')}` "
+                     f"({'the file this one replaced: ' if own else ''}{start.get('model')}, weights "
                      f"SHA-256 {str(start.get('weights_sha256'))[:16]}...), "
                      + (f"{', '.join(start['frozen'])} frozen." if start.get("frozen") else "every module learning."))
     lines[5:5] = notes  # after the "Training:" bullet (index 4)

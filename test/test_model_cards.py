@@ -14,6 +14,7 @@ from underwater_detection.engine.train_config import InitConfig, load_train_conf
 from underwater_detection.engine.trainer import train
 from underwater_detection.models.checkpoint import load_model, read_checkpoint, save_checkpoint
 from underwater_detection.models.shipped import CONTINUATION_CYCLES, CONTINUES, SHIPPED_MODELS, recipes_of
+from underwater_detection.models.spec import load_model_spec
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "write_model_cards.py"
@@ -309,9 +310,10 @@ def test_a_continuing_model_records_the_shipped_weights_it_started_from(name):
     assert first["weights_sha256"] == weights_sha256(read_checkpoint(source_path).state_dict)
     for earlier, later in zip(own, own[1:]):
         start = later[INIT_SOURCE]["checkpoint"]
-        # a promoted probe may have started from the model's earlier shipped file (its digest: SHIPPED_BEFORE)
+        # a promoted probe may have started from the model's earlier shipped file: exactly SHIPPED_BEFORE's weights
         assert start == earlier["recipe"]["output_dir"] + "/model.pt" or (
-            PROMOTED_FROM in provenance and start == f"models/{name}.pt")
+            PROMOTED_FROM in provenance and start == f"models/{name}.pt"
+            and later[INIT_SOURCE]["weights_sha256"] == SHIPPED_BEFORE.get(name))
 
 
 # The continuing models that ship a probe chain's measured weights (scripts/promote_candidate.py): the number of
@@ -324,7 +326,8 @@ PROMOTED = {
 }
 # The weights a promoted model shipped before its latest probe, which trained from models/NAME.pt (not from the
 # probe before it): that probe must have started from exactly these. Session 17 shipped tdrnet_lite_tcb_480_videos
-# after three probes; the fourth (session 18) trained from that file.
+# after three probes (this digest was PROMOTED's at commit ee09309, whose models/tdrnet_lite_tcb_480_videos.pt holds
+# those weights); the fourth (session 18) trained from that file.
 SHIPPED_BEFORE = {
     "tdrnet_lite_tcb_480_videos": "f1f50e701f9781552568c6ab9b56b46731058db86ac506e97e59bf28f6e64645",
 }
@@ -356,7 +359,7 @@ def test_a_promoted_model_is_the_measured_probe_run_or_its_recipes_own(name):
                         if c[INIT_SOURCE]["checkpoint"] == f"models/{name}.pt"]
         assert from_shipped == ([SHIPPED_BEFORE[name]] if name in SHIPPED_BEFORE else [])
         promoted = provenance[PROMOTED_FROM]
-        assert promoted["spec_name"] == probe_configs[-1].model
+        assert promoted["spec_name"] == load_model_spec(probe_configs[-1].model).name
         assert promoted["weights_sha256"] == weights_sha256(ckpt.state_dict)
         assert weights_sha256(ckpt.state_dict) == digest
     else:
@@ -377,3 +380,14 @@ def test_every_shipped_model_has_a_card_with_measured_figures():
     for name in SHIPPED_MODELS:
         card = text.split(f"## {name}\n", 1)[1].split("\n## ", 1)[0]
         assert "Not evaluated yet" not in card and "| mAP@0.5 |" in card, name
+
+
+@pytest.mark.parametrize("name", SHIPPED_MODELS)
+def test_a_card_says_when_the_last_cycle_started_from_the_file_it_replaced(name):
+    """A probe trained from models/NAME.pt and promoted to the same path: the card's start path then names a file
+    that now holds other weights, so the card says it was the file this one replaced (the digest tells which)."""
+    start = read_checkpoint(REPO / "models" / f"{name}.pt").provenance.get(INIT_SOURCE) or {}
+    text = (REPO / "models" / "README.md").read_text()
+    card = text.split(f"## {name}\n", 1)[1].split("\n## ", 1)[0]
+    replaced = start.get("checkpoint") == f"models/{name}.pt"
+    assert ("(the file this one replaced: " in card) == replaced
