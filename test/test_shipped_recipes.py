@@ -306,3 +306,32 @@ def test_the_tcb_chain_is_the_tdrnet_chain_with_only_the_rd_neck_added():
         plain["head"].pop(key, None)
     assert {k: v for k, v in tcb.items() if k not in ("name", "description")} == {
         k: v for k, v in plain.items() if k not in ("name", "description")}
+
+
+def _make_prerequisites() -> dict[str, set[str]]:
+    """Target -> prerequisites of the Makefile's rules (continuation lines joined; recipes and comments ignored)."""
+    text = (RECIPES.parents[1] / "Makefile").read_text().replace("\\\n", " ")
+    rules: dict[str, set[str]] = {}
+    for line in text.splitlines():
+        if line.startswith(("\t", "#")) or ":" not in line or "=" in line.split(":", 1)[0]:
+            continue
+        targets, prerequisites = line.split(":", 1)
+        for target in targets.split():
+            rules.setdefault(target, set()).update(prerequisites.split())
+    return rules
+
+
+# The `make` target that generates each extra training set, by the annotation file a recipe reads.
+EXTRA_DATA_TARGETS = {"data/synth/train_more/annotations.json": "data-synth-more",
+                      "data/synth/train_more2/annotations.json": "data-synth-480"}
+
+
+@pytest.mark.parametrize("recipe", sorted(p.stem for p in RECIPES.glob("*.yaml")))
+def test_make_trains_a_recipe_only_after_generating_the_videos_it_reads(recipe):
+    """`make train-RECIPE` depends on data-synth (60 videos) only; a recipe that also reads the 240 or 480-video sets
+    needs its own Makefile line, or a fresh machine would start training on missing files."""
+    needs = {EXTRA_DATA_TARGETS[f] for f in load_train_config(RECIPES / f"{recipe}.yaml").data.train
+             if f in EXTRA_DATA_TARGETS}
+    if "data-synth-480" in needs:
+        needs.discard("data-synth-more")  # data-synth-480 depends on data-synth-more
+    assert needs <= _make_prerequisites().get(f"train-{recipe}", set()), recipe
