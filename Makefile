@@ -56,9 +56,9 @@ data-synth-480: data-synth-more $(SYNTH)/train_more2/annotations.json
 $(SYNTH)/train_more2/annotations.json:
 	$(VENV)/bin/uwdet synth --out $(SYNTH)/train_more2 --split train --seed-offset 240 --sequences 240 --frames 100 --workers 2 --overwrite
 
-# `make train-shipped`: train (or resume) all nine shipped models (three cycles each; tdrnet_lite_tcb_r384 and
-# tdrnet_lite_tcb_more_data one more on top of tdrnet_lite_tcb's, tdrnet_lite_tcb_480_videos four) and copy them to
-# models/ (~18 h on 2 cores).
+# `make train-shipped`: train (or resume) all ten shipped models (three cycles each; tdrnet_lite_tcb_r384 and
+# tdrnet_lite_tcb_more_data one more on top of tdrnet_lite_tcb's, tdrnet_lite_tcb_480_videos four, and
+# tdrnet_lite_tcb_480_videos_r384 one more on top of those) and copy them to models/ (~20 h on 2 cores).
 train-shipped: data-synth-480
 	scripts/train_shipped_models.sh
 
@@ -86,7 +86,8 @@ train-%: data-synth
 # Recipes that read more than the 60 videos of `make data-synth` need their data first.
 train-tdrnet_lite_tcb_more_data_ft_synth: data-synth-more
 train-tdrnet_lite_tcb_480_videos_ft_synth train-tdrnet_lite_tcb_480_videos_ft_synth_cycle2 \
-  train-tdrnet_lite_tcb_480_videos_ft_synth_cycle3 train-tdrnet_lite_tcb_480_videos_ft_synth_cycle4: data-synth-480
+  train-tdrnet_lite_tcb_480_videos_ft_synth_cycle3 train-tdrnet_lite_tcb_480_videos_ft_synth_cycle4 \
+  train-tdrnet_lite_tcb_480_videos_r384_ft_synth: data-synth-480
 
 clean-venv:
 	rm -rf $(VENV)

@@ -5,13 +5,14 @@
 # recipes take their frozen reference generator from tdrnet_lite's third cycle. A model that continues another's
 # weights (models.shipped.CONTINUES: tdrnet_lite_tcb_r384, one cycle at 384x512 from tdrnet_lite_tcb's third;
 # tdrnet_lite_tcb_more_data, one cycle on 240 videos from the same, which needs `make data-synth-more`;
-# tdrnet_lite_tcb_480_videos, four cycles on 480 videos from the same, which needs `make data-synth-480`) has its own
+# tdrnet_lite_tcb_480_videos, four cycles on 480 videos from the same, which needs `make data-synth-480`;
+# tdrnet_lite_tcb_480_videos_r384, one cycle at 384x512 on those videos from tdrnet_lite_tcb_480_videos's fourth) has its own
 # recipe list (models.shipped.recipes_of) and comes after the model it continues.
 # Safe to re-run: a recipe whose runs/RECIPE/model.pt exists and is newer than the checkpoint its recipe starts
 # from is skipped; an older one (its start point was retrained since) is moved aside to runs/RECIPE.stale-TIME
 # and retrained, so a retrained cycle 1 also retrains the cycles after it. An interrupted recipe resumes from
 # runs/RECIPE/train_state.pt. To retrain a model from scratch, delete runs/NAME_synth.
-#   scripts/train_shipped_models.sh                 # all nine (models.shipped.SHIPPED_MODELS), ~18 h on 2 quiet CPU cores
+#   scripts/train_shipped_models.sh                 # all ten (models.shipped.SHIPPED_MODELS), ~20 h on 2 quiet CPU cores
 #   scripts/train_shipped_models.sh ssd4s_lite      # just one
 #   SHIP=0 scripts/train_shipped_models.sh ...      # train, but leave models/ alone
 set -euo pipefail
@@ -19,7 +20,7 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 SHIP=${SHIP:-1}
 MODELS=("$@")
-[ ${#MODELS[@]} -gt 0 ] || MODELS=(tdrnet_lite trnet_lite ssd4s_lite refinedet_lite drnet_lite tdrnet_lite_tcb tdrnet_lite_tcb_r384 tdrnet_lite_tcb_more_data tdrnet_lite_tcb_480_videos)
+[ ${#MODELS[@]} -gt 0 ] || MODELS=(tdrnet_lite trnet_lite ssd4s_lite refinedet_lite drnet_lite tdrnet_lite_tcb tdrnet_lite_tcb_r384 tdrnet_lite_tcb_more_data tdrnet_lite_tcb_480_videos tdrnet_lite_tcb_480_videos_r384)
 mkdir -p runs/logs models
 init_checkpoint() {  # the recipe's init.checkpoint (empty without one), read by the trainer's own config loader
   "$VENV/bin/python" -c 'import sys; from underwater_detection.engine.train_config import load_train_config

@@ -75,6 +75,7 @@ CONTINUATION_CHANGES = {
     "tdrnet_lite_tcb_r384": ({"input_size"}, {}),
     "tdrnet_lite_tcb_more_data": (set(), {("data", "train"): MORE_DATA_TRAIN}),
     "tdrnet_lite_tcb_480_videos": (set(), {("data", "train"): TRAIN_480}),
+    "tdrnet_lite_tcb_480_videos_r384": ({"input_size"}, {}),
 }
 
 
@@ -164,12 +165,13 @@ def test_a_promoted_probe_chain_is_the_shipped_recipes_but_for_start_points_and_
         assert strip(load_model_spec(probe.model)) == strip(load_model_spec(recipe.model))
 
 
-def test_the_r384_probe_that_first_ran_is_the_shipped_recipe_but_for_its_start_point():
-    """The probe read models/tdrnet_lite_tcb.pt (the copy of tdrnet_lite_tcb's last cycle); the shipped recipe
-    reads that cycle's own file. Everything else, the model included, is the same."""
-    probe = load_train_config(PROBES / "tdrnet_lite_tcb_r384_ft_synth.yaml")
-    (shipped,) = chain("tdrnet_lite_tcb_r384")
-    assert probe.init.checkpoint == "models/tdrnet_lite_tcb.pt"
+@pytest.mark.parametrize("name", ["tdrnet_lite_tcb_r384", "tdrnet_lite_tcb_480_videos_r384"])
+def test_an_r384_probe_that_first_ran_is_the_shipped_recipe_but_for_its_start_point(name):
+    """The probe read models/SOURCE.pt (the copy of the source's last cycle); the shipped recipe reads that cycle's
+    own file. Everything else, the model included, is the same."""
+    probe = load_train_config(PROBES / f"{name}_ft_synth.yaml")
+    (shipped,) = chain(name)
+    assert probe.init.checkpoint == f"models/{CONTINUES[name]}.pt"
     probe_model = load_model_spec(RECIPES.parents[1] / probe.model if "/" in probe.model else probe.model)
     without_description = lambda spec: {k: v for k, v in spec.to_dict().items() if k != "description"}  # noqa: E731
     assert without_description(probe_model) == without_description(load_model_spec(shipped.model))

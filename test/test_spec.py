@@ -21,7 +21,8 @@ BUILDABLE = [n for n in CONFIG_NAMES if not n.endswith("_vgg16")]  # VGG16 is to
 NUM_CLASSES = 4
 # 320x320 with strides 8/16/32/64 and 3 anchors per cell: 3 * (40*40 + 20*20 + 10*10 + 5*5) = 3 * 2125
 ANCHORS_320 = 6375
-OWN_INPUT_SIZE = {"tdrnet_lite_tcb_r384": (384, 512)}  # every other config is 320x320
+OWN_INPUT_SIZE = {"tdrnet_lite_tcb_r384": (384, 512),  # every other config is 320x320
+                  "tdrnet_lite_tcb_480_videos_r384": (384, 512)}
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -43,7 +44,8 @@ def test_shipped_configs_are_all_listed():
     variants = {"tdrnet_lite_tcb",  # the paper's TDRNet with RefineDet's TCB neck before RD's head
                 "tdrnet_lite_tcb_r384",  # the same at 384x512 input
                 "tdrnet_lite_tcb_more_data",  # the same network, its own name for the weights trained on more videos
-                "tdrnet_lite_tcb_480_videos"}  # and for those trained on 480 videos
+                "tdrnet_lite_tcb_480_videos",  # and for those trained on 480 videos
+                "tdrnet_lite_tcb_480_videos_r384"}  # and those given a cycle at 384x512
     assert static | temporal | variants == set(CONFIG_NAMES)
     assert set(CONFIG_NAMES) <= set(available_model_specs())
 
