@@ -228,8 +228,8 @@ def check_claims(res: BenchmarkResults) -> list[Claim]:
             claims.append(Claim(
                 f"Goal: shipped TDRNet ({name}) mAP@0.5 >= {GOAL_MAP50:.2f} at k=4 and >= {GOAL_FPS:.0f} forward FPS",
                 mine.voc_map50 >= GOAL_MAP50 and mine.forward_fps >= GOAL_FPS,
-                f"{_against(mine.voc_map50, GOAL_MAP50)} mAP@0.5 at {_against(mine.forward_fps, GOAL_FPS, 1.0)} forward FPS "
-                "(k=4, e=1)"))
+                f"{_against(mine.voc_map50, GOAL_MAP50)} mAP@0.5 at "
+                f"{_against(mine.forward_fps, GOAL_FPS, 1.0)} forward FPS (k=4, e=1)"))
     return claims
 
 

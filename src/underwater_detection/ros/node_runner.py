@@ -181,7 +181,8 @@ def run_main(args: argparse.Namespace) -> int:
     """``uwdet run``: start the nodes, wait until one exits or we are interrupted, stop both."""
     opts = RunOptions(model=args.model, image_topic=args.image_topic, camera_info_topic=args.camera_info_topic,
                       compressed=parse_bool(args.compressed),
-                      k=args.k, e=args.e, input_size=args.input_size, namespace=args.namespace, use_sim_time=parse_bool(args.use_sim_time),
+                      k=args.k, e=args.e, input_size=args.input_size, namespace=args.namespace,
+                      use_sim_time=parse_bool(args.use_sim_time),
                       params_file=args.params_file, grasp_params_file=args.grasp_params_file, grasp=not args.no_grasp)
     commands = node_commands(opts)
     if args.print_commands:
