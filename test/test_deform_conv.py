@@ -122,12 +122,41 @@ REFERENCE_CASES = {
         offset_scale=2.5, use_mask=True, c_in=4, offset_groups=2, groups=2, c_out=2,
     ),
     "single_column": dict(hw=(5, 1), kernel=(3, 1), padding=(1, 0), offset_scale=0.7),
+    # fewer outputs than inputs at stride 1, as in every prediction head: the projected order is the default
+    "head_like": dict(c_in=6, c_out=2, use_mask=True, offset_scale=2.0),
+    "head_like_offset_groups2": dict(c_in=6, c_out=2, offset_groups=2, hw=(4, 7), padding=(2, 1)),
+}
+
+# The two evaluation orders (module docstring): "auto" is what deform_conv2d picks, the others are forced.
+# The projected order only exists for conv groups == 1.
+PATHS = {
+    "auto": None,
+    "blocks": lambda *args: False,
+    "projected": lambda c_in, c_out, groups, offset_groups, stride: groups == 1,
 }
 
 
+@pytest.fixture(params=sorted(PATHS))
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if PATHS[request.param] is not None:
+        monkeypatch.setattr(dc, "_projection_is_cheaper", PATHS[request.param])
+    return request.param
+
+
+def test_the_cheaper_order_is_picked_where_it_is_exact_and_cheaper() -> None:
+    # a TDRNet head: 64 channels in, 3 anchors x (4 + 5) = 27 out, stride 1
+    assert dc._projection_is_cheaper(64, 27, 1, 1, (1, 1))
+    assert not dc._projection_is_cheaper(64, 27, 1, 1, (2, 2))  # strided: projecting every input pixel costs more
+    assert not dc._projection_is_cheaper(64, 64, 1, 1, (1, 1))  # no fewer channels to sample
+    assert not dc._projection_is_cheaper(64, 27, 1, 4, (1, 1))  # 4 offset groups sample 4 x 27 > 64
+    assert not dc._projection_is_cheaper(64, 16, 2, 1, (1, 1))  # grouped conv: blocks only
+
+
 @pytest.mark.parametrize("name", sorted(REFERENCE_CASES))
-def test_matches_loop_reference(name: str) -> None:
+def test_matches_loop_reference(name: str, path: str) -> None:
     cfg = dict(REFERENCE_CASES[name])
+    if path == "projected" and cfg.get("groups", 1) != 1:
+        pytest.skip("the projected order is only defined for groups == 1")
     x, offset, weight, bias, mask = _make_case(**cfg, seed=zlib.crc32(name.encode()) % 1000)
     kwargs = dict(
         stride=cfg.get("stride", (1, 1)),
@@ -166,7 +195,9 @@ def test_reference_sees_samples_outside_image() -> None:
     ],
     ids=["3x3", "3x3_s2_g2", "3x3_d2", "1x3_g4", "5x5_valid"],
 )
-def test_zero_offset_equals_conv2d(cfg: dict, dtype: torch.dtype, atol: float) -> None:
+def test_zero_offset_equals_conv2d(cfg: dict, dtype: torch.dtype, atol: float, path: str) -> None:
+    if path == "projected" and cfg["groups"] != 1:
+        pytest.skip("the projected order is only defined for groups == 1")
     gen = torch.Generator().manual_seed(1)
     kh, kw = cfg["kernel"]
     x = torch.randn(2, 8, 9, 11, generator=gen, dtype=dtype)
@@ -190,10 +221,10 @@ def test_zero_offset_equals_conv2d(cfg: dict, dtype: torch.dtype, atol: float) -
 
 
 @pytest.mark.parametrize("offset_groups,use_mask", [(1, True), (2, True), (1, False)])
-def test_gradcheck(offset_groups: int, use_mask: bool) -> None:
+def test_gradcheck(offset_groups: int, use_mask: bool, path: str) -> None:
     gen = torch.Generator().manual_seed(3)
     x, _, weight, bias, mask = _make_case(
-        c_in=2, c_out=2, hw=(4, 5), offset_groups=offset_groups, use_mask=use_mask, seed=3
+        c_in=4, c_out=1, hw=(4, 5), offset_groups=offset_groups, use_mask=use_mask, seed=3
     )
     # Integer sample positions are kinks of bilinear interpolation, where finite
     # differences disagree with the one-sided analytic gradient; keep fractions in
@@ -244,8 +275,8 @@ def test_module_backward_reaches_all_inputs() -> None:
         assert t.grad is not None and torch.isfinite(t.grad).all() and t.grad.abs().sum() > 0
 
 
-def test_half_precision_runs_and_is_close() -> None:
-    x, offset, weight, bias, mask = _make_case(dtype=torch.float32, use_mask=True, seed=5)
+def test_half_precision_runs_and_is_close(path: str) -> None:
+    x, offset, weight, bias, mask = _make_case(dtype=torch.float32, c_in=4, use_mask=True, seed=5)
     want = deform_conv2d(x, offset, weight, bias, padding=1, mask=mask)
     for dtype in (torch.float16, torch.bfloat16):
         got = deform_conv2d(x.to(dtype), offset, weight.to(dtype), bias.to(dtype),

@@ -13,6 +13,7 @@ offsets (``ar`` ~ 1), gives the feature-offset convs random weights (``Δp`` ~ p
 """
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -22,6 +23,7 @@ import torch
 from underwater_detection.data.transforms import boxes_to_pixels, image_to_tensor
 from underwater_detection.engine.temporal import Detections, TemporalDetector, resolve_device
 from underwater_detection.models.checkpoint import save_checkpoint
+from underwater_detection.models.inference import fold_batch_norm
 from underwater_detection.models.registry import build_model, priors_for
 from underwater_detection.models.spec import load_model_spec
 from underwater_detection.models.temporal import TemporalRefinementNet
@@ -690,7 +692,11 @@ def test_from_checkpoint_gives_identical_detections(tmp_path, name):
     path = save_checkpoint(tmp_path / f"{name}.pt", model, spec, list(NAMES))
     options = dict(key_interval=3, soft_coefficient=0.5, postprocess_config=PP, tracking=False)
     loaded = TemporalDetector.from_checkpoint(path, device="cpu", **options)
-    memory = TemporalDetector(model, spec, NAMES, **options)
+    # from_checkpoint folds the BatchNorms (test_inference_folding holds folded to unfolded); folding the
+    # in-memory model the same way makes the file round trip comparable to float identity
+    folded = copy.deepcopy(model).eval()
+    fold_batch_norm(folded)
+    memory = TemporalDetector(folded, spec, NAMES, **options)
     assert loaded.class_names == NAMES and loaded.is_temporal
     assert loaded.preprocess == memory.preprocess
     assert loaded.model is not model and loaded.device == torch.device("cpu")

@@ -1,7 +1,8 @@
 """``uwdet bench-models``: parameters, FLOPs and CPU forward latency of every detector and backbone.
 
 Latency is the median of ``repeats`` timed forwards after ``warmup`` untimed ones, batch 1, no_grad, eval
-mode, with ``torch.set_num_threads(threads)``: the figure that decides whether a model is real-time on the
+mode with the BatchNorms folded as the inference paths run them (``models.inference``), with
+``torch.set_num_threads(threads)``: the figure that decides whether a model is real-time on the
 vehicle's CPU fallback or the 2-core CI machine. Medians, because shared machines are noisy; never use these
 numbers as pass/fail thresholds in tests.
 
@@ -31,6 +32,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..models.backbones import build_backbone
+from ..models.inference import fold_batch_norm
 from ..models.registry import build_model
 from ..models.spec import ModelSpec, available_model_specs, load_model_spec, parse_size_hw
 from .runtime import configure_cpu_runtime
@@ -96,6 +98,7 @@ def bench_module(
     name: str, kind: str, module: nn.Module, size: tuple[int, int], warmup: int, repeats: int
 ) -> BenchRow:
     module.eval()
+    fold_batch_norm(module)
     x = torch.randn(1, 3, *size)
     times = time_forward(lambda: module(x), warmup, repeats)
     return BenchRow(
@@ -121,6 +124,7 @@ def bench_temporal(
 ) -> list[BenchRow]:
     """Per-frame cost over a video: RG on frames 0, k, 2k, ..., RD on every frame (module docstring)."""
     model.eval()
+    fold_batch_norm(model)
     frames = [torch.randn(1, 3, *size) for _ in range(4)]  # content does not change the cost
     x = frames[0]
     params, gflops = count_params(model) / 1e6, count_gflops(model, x)

@@ -154,9 +154,10 @@ class TemporalDetector:
         """``input_size`` (height, width) runs the network at another size than it was trained at.
 
         The weights are fully convolutional and the anchors are computed from the size, so this trades accuracy
-        for speed without retraining (``uwdet eval --input-size`` measures how much).
+        for speed without retraining (``uwdet eval --input-size`` measures how much). The network's BatchNorms
+        are folded into its convolutions (inference only; same outputs to float rounding).
         """
-        model, ckpt = load_model(path, resolve_device(device))
+        model, ckpt = load_model(path, resolve_device(device), fold_batch_norm=True)
         spec = ckpt.spec if input_size is None else ckpt.spec.with_input_size(*input_size)
         return cls(model, spec, ckpt.class_names, ckpt.preprocess, trained_input_size=ckpt.spec.input_size, **options)
 

@@ -212,7 +212,7 @@ class DetectorNode(LifecycleNode):
 
             configure_cpu_runtime(threads if threads > 0 else None)
         t0 = time.perf_counter()
-        model, ckpt = load_model(path, device)
+        model, ckpt = load_model(path, device, fold_batch_norm=True)  # inference only: never saved
         size = parse_input_size(self._param("input_size"))
         try:
             spec = ckpt.spec if size is None else ckpt.spec.with_input_size(*size)

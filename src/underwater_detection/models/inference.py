@@ -1,0 +1,53 @@
+"""Inference-only rewrites of a trained network that keep its outputs (to float rounding) and cut its cost.
+
+Why: in eval mode a BatchNorm is a fixed per-channel affine map, so the convolution in front of it can absorb
+it (``w' = w * g / s``, ``b' = (b - mean) * g / s + beta``) and the BatchNorm pass over the whole feature map
+disappears. On the lite backbones and the TCB neck that is one pass per convolution; measured on the 2-core dev
+machine, median per-frame time of a k = 4 sequence, alternating runs: tdrnet_lite_tcb_480_videos_r384 at 384x512
+32.2 -> 28.8 ms (docs/experiments.md, session 19). Training never sees these rewrites: checkpoints hold the
+unfolded layers, and ``models.checkpoint.load_model`` folds only when asked for an inference model.
+"""
+from __future__ import annotations
+
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+
+#: Set on a model whose BatchNorms were folded: its layers no longer match its checkpoint.
+FOLDED_MARKER = "_uwdet_batch_norm_folded"
+
+
+def is_folded(model: nn.Module) -> bool:
+    return bool(getattr(model, FOLDED_MARKER, False))
+
+
+def fold_batch_norm(model: nn.Module) -> int:
+    """Fold every BatchNorm2d that directly follows a Conv2d inside an ``nn.Sequential`` into that conv.
+
+    Only ``nn.Sequential`` containers are rewritten: there the conv's output provably feeds the BatchNorm and
+    nothing else, whereas in other modules the registration order of children says nothing about the data flow.
+    The BatchNorm's slot becomes ``nn.Identity`` so indices and names of later layers stay valid. Returns how
+    many pairs were folded. Refuses a model in training mode, where BatchNorm still normalises by batch
+    statistics and must stay a separate layer.
+    """
+    if model.training:
+        raise ValueError("fold_batch_norm: the model is in training mode; call .eval() first (folding is for inference)")
+    folded = 0
+    for container in model.modules():
+        if not isinstance(container, nn.Sequential):
+            continue
+        names = list(container._modules)
+        for first, second in zip(names, names[1:]):
+            conv, norm = container._modules[first], container._modules[second]
+            if (
+                type(conv) is nn.Conv2d
+                and type(norm) is nn.BatchNorm2d
+                and norm.track_running_stats
+                and norm.running_mean is not None
+                and conv.out_channels == norm.num_features
+            ):
+                container._modules[first] = fuse_conv_bn_eval(conv, norm)
+                container._modules[second] = nn.Identity()
+                folded += 1
+    setattr(model, FOLDED_MARKER, True)
+    return folded

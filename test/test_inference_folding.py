@@ -1,0 +1,123 @@
+"""BatchNorm folding for inference (models.inference): same outputs, fewer layers, never saved, never in training.
+
+The shipped-model case runs the real vehicle-default file through both paths the detector can take.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from underwater_detection.data.synthetic.sequence import SequenceConfig, SyntheticSequence
+from underwater_detection.engine.temporal import TemporalDetector
+from underwater_detection.models.checkpoint import CheckpointError, load_model, save_checkpoint
+from underwater_detection.models.inference import fold_batch_norm, is_folded
+from underwater_detection.models.registry import build_model
+from underwater_detection.models.spec import load_model_spec
+
+CLASSES = ["sea_cucumber", "sea_urchin", "scallop", "starfish"]
+MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+def _randomise_batch_norms(model: nn.Module, seed: int = 0) -> None:
+    """Fresh BatchNorms are the identity (mean 0, var 1, gamma 1, beta 0); folding those proves nothing."""
+    gen = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(0.5 * torch.randn(n, generator=gen))
+            m.running_var.copy_(0.2 + torch.rand(n, generator=gen))
+            m.weight.data.copy_(1.0 + 0.3 * torch.randn(n, generator=gen))
+            m.bias.data.copy_(0.3 * torch.randn(n, generator=gen))
+
+
+def _tdrnet(size: int = 128) -> nn.Module:
+    spec = load_model_spec("tdrnet_lite_tcb").with_input_size(size, size)
+    model = build_model(spec, len(CLASSES), pretrained_backbone=False)
+    _randomise_batch_norms(model)
+    return model.eval()
+
+
+def _outputs(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    with torch.no_grad():
+        out = model(x)
+    return [out.loc, out.conf, out.arm_loc]
+
+
+def test_folding_keeps_the_outputs_and_removes_every_lite_batch_norm() -> None:
+    model = _tdrnet()
+    norms = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    x = torch.randn(2, 3, 128, 128)
+    before = _outputs(model, x)
+    assert fold_batch_norm(model) == norms > 40  # two lite backbones and the TCB neck
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules()) and is_folded(model)
+    for want, got in zip(before, _outputs(model, x), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_folding_refuses_a_model_in_training_mode() -> None:
+    model = _tdrnet().train()
+    with pytest.raises(ValueError, match="training mode"):
+        fold_batch_norm(model)
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules()) and not is_folded(model)
+
+
+class _BranchyBlock(nn.Module):
+    """conv and norm registered next to each other, but the norm reads the input, not the conv's output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.norm = nn.BatchNorm2d(3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) + self.norm(x)
+
+
+def test_only_sequential_containers_are_rewritten() -> None:
+    block = _BranchyBlock()
+    _randomise_batch_norms(block)
+    block.eval()
+    x = torch.randn(1, 3, 8, 8)
+    with torch.no_grad():
+        want = block(x)
+        assert fold_batch_norm(block) == 0
+        torch.testing.assert_close(block(x), want, rtol=0, atol=0)
+    assert isinstance(block.norm, nn.BatchNorm2d)
+
+
+def test_a_folded_model_cannot_be_saved_but_loads_folded_from_an_ordinary_file(tmp_path: Path) -> None:
+    model = _tdrnet()
+    spec = load_model_spec("tdrnet_lite_tcb").with_input_size(128, 128)
+    path = save_checkpoint(tmp_path / "m.pt", model, spec, CLASSES)
+    plain, _ = load_model(path)
+    folded, _ = load_model(path, fold_batch_norm=True)
+    assert not is_folded(plain) and is_folded(folded)
+    x = torch.randn(1, 3, 128, 128)
+    for want, got in zip(_outputs(plain, x), _outputs(folded, x), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    with pytest.raises(CheckpointError, match="folded for inference"):
+        save_checkpoint(tmp_path / "again.pt", folded, spec, CLASSES)
+    assert not (tmp_path / "again.pt").exists()
+
+
+def test_the_detector_runs_the_shipped_default_folded_with_the_same_detections() -> None:
+    path = MODELS / "tdrnet_lite_tcb_480_videos.pt"
+    detector = TemporalDetector.from_checkpoint(path, device="cpu", tracking=False)
+    assert is_folded(detector.model)
+    plain_model, ckpt = load_model(path)
+    plain = TemporalDetector(plain_model, ckpt.spec, ckpt.class_names, ckpt.preprocess, tracking=False)
+    seq = SyntheticSequence(3, SequenceConfig(num_frames=3, preset="clear"))
+    for i in range(3):  # a key frame and two frames on its references
+        frame = seq.frame(i).image
+        a = detector.detect(frame, stamp=0.1 * i, color="rgb")
+        b = plain.detect(frame, stamp=0.1 * i, color="rgb")
+        confident = b.scores > 0.3  # away from the 0.01 floor, where rounding could add or drop a box
+        assert confident.sum() > 0, "the scene should hold objects the default finds"
+        n = int(confident.sum())
+        np.testing.assert_allclose(a.scores[:n], b.scores[:n], atol=1e-4)
+        np.testing.assert_array_equal(a.labels[:n], b.labels[:n])
+        np.testing.assert_allclose(a.boxes[:n], b.boxes[:n], atol=0.05)
