@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup test test-slow bench-models bench data-synth data-synth-more data-synth-480 train-shipped results results-30fps clean-venv
+.PHONY: setup test test-slow bench-models bench-rewrites bench data-synth data-synth-more data-synth-480 train-shipped results results-30fps clean-venv
 
 setup: $(STAMP)
 
@@ -29,6 +29,10 @@ test-slow: setup
 
 bench-models: setup
 	$(VENV)/bin/uwdet bench-models --json bench/models.json
+
+# What the exact inference rewrites (projected deformable heads, folded BatchNorms) buy on the two 480-video models
+bench-rewrites: setup
+	$(PY) scripts/bench_inference_rewrites.py models/tdrnet_lite_tcb_480_videos.pt models/tdrnet_lite_tcb_480_videos_r384.pt --json bench/inference_rewrites.json
 
 bench: bench-models
 

@@ -1,0 +1,61 @@
+"""scripts/bench_inference_rewrites.py: times the three inference settings of a real (tiny) checkpoint.
+
+Only the shape of the report and the outputs' agreement are asserted; timings belong to the benchmark, not to tests.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from underwater_detection.models.checkpoint import save_checkpoint
+from underwater_detection.models.registry import build_model
+from underwater_detection.models.spec import load_model_spec
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_inference_rewrites.py"
+CLASSES = ["sea_cucumber", "sea_urchin", "scallop", "starfish"]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_inference_rewrites", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _checkpoint(tmp_path: Path, name: str) -> Path:
+    spec = load_model_spec(name).with_input_size(128, 128)
+    model = build_model(spec, len(CLASSES), pretrained_backbone=False).eval()
+    return save_checkpoint(tmp_path / f"{name}.pt", model, spec, CLASSES)
+
+
+def test_reports_every_setting_and_the_outputs_agree(tmp_path, bench, capsys):
+    path = _checkpoint(tmp_path, "tdrnet_lite_tcb")
+    out = tmp_path / "rewrites.json"
+    assert bench.main([str(path), "-k", "2", "--rounds", "2", "--warmup", "0", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    (row,) = report["rows"]
+    assert row["model"] == "tdrnet_lite_tcb" and row["input_size"] == [128, 128] and row["key_interval"] == 2
+    assert set(row["per_frame_ms_median"]) == set(bench.SETTINGS)
+    assert all(ms > 0 for ms in row["per_frame_ms_median"].values())
+    assert row["speedup_vs_before"]["before"] == pytest.approx(1.0)
+    assert row["max_abs_output_difference"] < 1e-3
+    assert report["environment"]["threads"] == 2
+    assert "| tdrnet_lite_tcb | 128x128 | 2 |" in capsys.readouterr().out
+
+
+def test_a_per_frame_model_is_refused_with_a_reason(tmp_path, bench):
+    path = _checkpoint(tmp_path, "drnet_lite")
+    with pytest.raises(SystemExit, match="not a TRNet/TDRNet"):
+        bench.main([str(path), "--rounds", "1", "--warmup", "0"])
+
+
+def test_the_projection_rule_is_restored_after_timing(tmp_path, bench):
+    from underwater_detection.ops import deform_conv
+
+    rule = deform_conv._projection_is_cheaper
+    bench.main([str(_checkpoint(tmp_path, "tdrnet_lite_tcb")), "-k", "1", "--rounds", "1", "--warmup", "0"])
+    assert deform_conv._projection_is_cheaper is rule
