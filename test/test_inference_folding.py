@@ -65,6 +65,24 @@ def test_folding_refuses_a_model_in_training_mode() -> None:
     assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules()) and not is_folded(model)
 
 
+def test_one_part_in_training_mode_stops_folding_before_anything_changes() -> None:
+    model = _tdrnet()
+    model.rd.neck.train()
+    norms = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    with pytest.raises(ValueError, match="rd.neck is in training mode"):
+        fold_batch_norm(model)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == norms and not is_folded(model)
+
+
+def test_folding_a_part_marks_the_whole_model_as_unsaveable(tmp_path: Path) -> None:
+    model = _tdrnet()
+    assert fold_batch_norm(model.rd) > 0
+    assert is_folded(model)
+    spec = load_model_spec("tdrnet_lite_tcb").with_input_size(128, 128)
+    with pytest.raises(CheckpointError, match="folded for inference"):
+        save_checkpoint(tmp_path / "m.pt", model, spec, CLASSES)
+
+
 class _BranchyBlock(nn.Module):
     """conv and norm registered next to each other, but the norm reads the input, not the conv's output."""
 

@@ -98,13 +98,14 @@ def bench_module(
     name: str, kind: str, module: nn.Module, size: tuple[int, int], warmup: int, repeats: int
 ) -> BenchRow:
     module.eval()
+    params = count_params(module)  # the checkpoint's count: folding turns each BatchNorm's 2C into a C-bias
     fold_batch_norm(module)
     x = torch.randn(1, 3, *size)
     times = time_forward(lambda: module(x), warmup, repeats)
     return BenchRow(
         name=name,
         kind=kind,
-        params_m=count_params(module) / 1e6,
+        params_m=params / 1e6,
         gflops=count_gflops(module, x),
         forward_ms_median=statistics.median(times),
         forward_ms_p90=_percentile(times, 0.9),
@@ -124,10 +125,10 @@ def bench_temporal(
 ) -> list[BenchRow]:
     """Per-frame cost over a video: RG on frames 0, k, 2k, ..., RD on every frame (module docstring)."""
     model.eval()
-    fold_batch_norm(model)
     frames = [torch.randn(1, 3, *size) for _ in range(4)]  # content does not change the cost
     x = frames[0]
-    params, gflops = count_params(model) / 1e6, count_gflops(model, x)
+    params, gflops = count_params(model) / 1e6, count_gflops(model, x)  # before folding, as bench_module
+    fold_batch_norm(model)
     with torch.no_grad():
         refs = model.reference(x)
     rg_times = time_forward(lambda: model.reference(x), warmup, repeats)

@@ -18,7 +18,8 @@ FOLDED_MARKER = "_uwdet_batch_norm_folded"
 
 
 def is_folded(model: nn.Module) -> bool:
-    return bool(getattr(model, FOLDED_MARKER, False))
+    """Whether ``model`` or any part of it was folded: such a model must never be saved as a checkpoint."""
+    return any(getattr(m, FOLDED_MARKER, False) for m in model.modules())
 
 
 def fold_batch_norm(model: nn.Module) -> int:
@@ -30,8 +31,12 @@ def fold_batch_norm(model: nn.Module) -> int:
     many pairs were folded. Refuses a model in training mode, where BatchNorm still normalises by batch
     statistics and must stay a separate layer.
     """
-    if model.training:
-        raise ValueError("fold_batch_norm: the model is in training mode; call .eval() first (folding is for inference)")
+    # every part, checked before anything changes: a half-folded model would pass for an unfolded one
+    training = [name or "the model" for name, m in model.named_modules() if m.training]
+    if training:
+        raise ValueError(
+            f"fold_batch_norm: {training[0]} is in training mode; call .eval() first (folding is for inference)"
+        )
     folded = 0
     for container in model.modules():
         if not isinstance(container, nn.Sequential):

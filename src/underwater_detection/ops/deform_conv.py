@@ -212,15 +212,17 @@ def _tap_grid(
 
 
 def _projection_is_cheaper(
-    c_in: int, c_out: int, groups: int, offset_groups: int, stride: tuple[int, int]
+    c_in: int, c_out: int, groups: int, offset_groups: int, in_pixels: int, out_pixels: int
 ) -> bool:
     """Whether to project the channels before sampling (see ``_deform_conv2d_projected``).
 
-    Bilinear sampling dominates the block path on a CPU and touches ``C_in`` channels per tap; projecting
-    first samples ``G * C_out`` instead, for the same multiply-adds as long as every input pixel is an
-    output cell (stride 1). A prediction head (64 channels in, A * (4 + classes) = 27 out) samples 2.4x less.
+    Bilinear sampling dominates the block order on a CPU and touches ``C_in`` channels per tap; projecting
+    first samples ``G * C_out`` instead. The multiply-adds stay the same when the 1x1 projection runs on no more
+    pixels than there are output cells, i.e. a same-padded stride-1 layer (allowed: 10 % more, a valid 3x3 on a
+    map of 40 pixels or more a side). A prediction head (64 channels in, A * (4 + classes) = 27 out, same padding)
+    samples 2.4x less. Grouped convolutions keep the block order, the only one written for them.
     """
-    return groups == 1 and stride == (1, 1) and offset_groups * c_out < c_in
+    return groups == 1 and offset_groups * c_out < c_in and in_pixels <= 1.1 * out_pixels
 
 
 def _deform_conv2d_blocks(
@@ -268,17 +270,23 @@ def _deform_conv2d_projected(
     chunk = c_in // offset_groups
     # (C_out, G*chunk, kh, kw) -> (G*kh*kw*C_out, chunk, 1, 1): output channel (g*kh*kw + i*kw + j)*C_out + o
     projection = (
-        weight.view(c_out, offset_groups, chunk, kh, kw).permute(1, 3, 4, 0, 2).reshape(taps * c_out, chunk, 1, 1)
+        weight.reshape(c_out, offset_groups, chunk, kh, kw).permute(1, 3, 4, 0, 2).reshape(taps * c_out, chunk, 1, 1)
     )
-    projected = F.conv2d(input, projection, groups=offset_groups).view(batch * taps, c_out, height, width)
+    projected = F.conv2d(input, projection, groups=offset_groups).reshape(batch * taps, c_out, height, width)
     sampled = F.grid_sample(
-        projected, grid.reshape(batch * taps, h_out, w_out, 2).to(input.dtype),
+        projected, grid.reshape(batch * taps, h_out, w_out, 2).to(projected.dtype),
         mode="bilinear", padding_mode="zeros", align_corners=False,
-    ).view(batch, taps, c_out, h_out, w_out)
+    ).reshape(batch, taps, c_out, h_out, w_out)
     if mask is not None:
-        sampled = sampled * mask.to(sampled.dtype).view(batch, taps, 1, h_out, w_out)
-    out = sampled.sum(dim=1)
-    return out if bias is None else out + bias.view(1, c_out, 1, 1)
+        sampled = sampled * mask.to(sampled.dtype).reshape(batch, taps, 1, h_out, w_out)
+    # The taps are summed in float32 at least (the block order's conv accumulates in float32 too), and the result
+    # comes back in the projection's dtype, so both orders return the same dtype under autocast and in half
+    # precision.
+    acc = torch.float64 if projected.dtype == torch.float64 else torch.float32
+    out = sampled.sum(dim=1, dtype=acc)
+    if bias is not None:
+        out = out + bias.to(acc).view(1, c_out, 1, 1)
+    return out.to(projected.dtype)
 
 
 def deform_conv2d(
@@ -331,7 +339,7 @@ def deform_conv2d(
         offset, (height, width), (kh, kw), (h_out, w_out),
         stride_, padding_, dilation_, offset_groups, grid_dtype,
     )
-    if _projection_is_cheaper(c_in, weight.shape[0], groups, offset_groups, stride_):
+    if _projection_is_cheaper(c_in, weight.shape[0], groups, offset_groups, height * width, h_out * w_out):
         return _deform_conv2d_projected(input, grid, weight, bias, mask, offset_groups)
     return _deform_conv2d_blocks(input, grid, weight, bias, mask, groups, offset_groups)
 
