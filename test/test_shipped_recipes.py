@@ -244,6 +244,10 @@ PROBES = RECIPES.parent / "probes"
          {("input_size",): [384, 512]},
          {("init", "checkpoint"): "models/tdrnet_lite_tcb_480_videos.pt", ("seed",): 7,
           ("data", "train"): TRAIN_480}),
+        ("tdrnet_lite_tcb_480_videos_r384_synth_cycle2", "tdrnet_lite_tcb_synth_cycle3",  # a second 384x512 cycle
+         {("input_size",): [384, 512]},
+         {("init", "checkpoint"): "models/tdrnet_lite_tcb_480_videos_r384.pt", ("seed",): 8,
+          ("data", "train"): TRAIN_480}),
     ],
 )
 def test_a_probe_differs_from_its_shipped_baseline_only_where_it_says(probe, baseline, model_changes, recipe_changes):
