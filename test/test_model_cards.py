@@ -310,10 +310,10 @@ def test_a_continuing_model_records_the_shipped_weights_it_started_from(name):
     assert first["weights_sha256"] == weights_sha256(read_checkpoint(source_path).state_dict)
     for earlier, later in zip(own, own[1:]):
         start = later[INIT_SOURCE]["checkpoint"]
-        # a promoted probe may have started from the model's earlier shipped file: exactly SHIPPED_BEFORE's weights
+        # a probe (promoted, or shipped as its own run) may have started from the model's earlier shipped file:
+        # exactly SHIPPED_BEFORE's weights
         assert start == earlier["recipe"]["output_dir"] + "/model.pt" or (
-            PROMOTED_FROM in provenance and start == f"models/{name}.pt"
-            and later[INIT_SOURCE]["weights_sha256"] == SHIPPED_BEFORE.get(name))
+            start == f"models/{name}.pt" and later[INIT_SOURCE]["weights_sha256"] == SHIPPED_BEFORE.get(name))
 
 
 # The continuing models that ship a probe chain's measured weights (scripts/promote_candidate.py): the number of
@@ -327,9 +327,11 @@ PROMOTED = {
 # The weights a promoted model shipped before its latest probe, which trained from models/NAME.pt (not from the
 # probe before it): that probe must have started from exactly these. Session 17 shipped tdrnet_lite_tcb_480_videos
 # after three probes (this digest was PROMOTED's at commit ee09309, whose models/tdrnet_lite_tcb_480_videos.pt holds
-# those weights); the fourth (session 18) trained from that file.
+# those weights); the fourth (session 18) trained from that file. tdrnet_lite_tcb_480_videos_r384 ships its second
+# cycle's own run (session 19), which trained from session 18's file (commit f80473b), the first cycle's run.
 SHIPPED_BEFORE = {
     "tdrnet_lite_tcb_480_videos": "f1f50e701f9781552568c6ab9b56b46731058db86ac506e97e59bf28f6e64645",
+    "tdrnet_lite_tcb_480_videos_r384": "c0ff8f048f27f312c455d2c16cb1071ceaef94cfaab68b0f0763d3243d0802b8",
 }
 
 

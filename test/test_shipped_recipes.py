@@ -170,7 +170,7 @@ def test_an_r384_probe_that_first_ran_is_the_shipped_recipe_but_for_its_start_po
     """The probe read models/SOURCE.pt (the copy of the source's last cycle); the shipped recipe reads that cycle's
     own file. Everything else, the model included, is the same."""
     probe = load_train_config(PROBES / f"{name}_ft_synth.yaml")
-    (shipped,) = chain(name)
+    shipped = chain(name)[0]
     assert probe.init.checkpoint == f"models/{CONTINUES[name]}.pt"
     probe_model = load_model_spec(RECIPES.parents[1] / probe.model if "/" in probe.model else probe.model)
     without_description = lambda spec: {k: v for k, v in spec.to_dict().items() if k != "description"}  # noqa: E731
@@ -178,6 +178,22 @@ def test_an_r384_probe_that_first_ran_is_the_shipped_recipe_but_for_its_start_po
     a, b = probe.to_dict(), shipped.to_dict()
     for recipe in (a, b):
         recipe.pop("model")
+        recipe["init"].pop("checkpoint")
+    assert a == b
+
+
+def test_the_second_384_probe_is_the_shipped_second_cycle_but_for_its_name_and_start_point():
+    """tdrnet_lite_tcb_480_videos_r384 ships the probe's run (session 19), which read models/NAME.pt, the shipped
+    first cycle (test_model_cards holds its digest); the recipe reads that cycle's own runs/ file."""
+    name = "tdrnet_lite_tcb_480_videos_r384"
+    probe = load_train_config(PROBES / f"{name}_synth_cycle2.yaml")
+    first, second = chain(name)
+    assert probe.model == second.model == name and probe.init.checkpoint == f"models/{name}.pt"
+    assert Path(second.init.checkpoint) == Path(first.output_dir) / "model.pt"
+    a, b = probe.to_dict(), second.to_dict()
+    for recipe in (a, b):
+        for key in ("name", "output_dir"):
+            recipe.pop(key)
         recipe["init"].pop("checkpoint")
     assert a == b
 

@@ -2,10 +2,11 @@
 
 Why: in eval mode a BatchNorm is a fixed per-channel affine map, so the convolution in front of it can absorb
 it (``w' = w * g / s``, ``b' = (b - mean) * g / s + beta``) and the BatchNorm pass over the whole feature map
-disappears. On the lite backbones and the TCB neck that is one pass per convolution; measured on the 2-core dev
-machine, median per-frame time of a k = 4 sequence, alternating runs: tdrnet_lite_tcb_480_videos_r384 at 384x512
-32.2 -> 28.8 ms (docs/experiments.md, session 19). Training never sees these rewrites: checkpoints hold the
-unfolded layers, and ``models.checkpoint.load_model`` folds only when asked for an inference model.
+disappears. On the lite backbones and the TCB neck that is one pass per convolution; ``make bench-rewrites``
+(median per-frame time of a k = 4 sequence on 2 cores, settings alternating in one process, session 19) measured
+35.5 -> 30.2 ms for tdrnet_lite_tcb_480_videos_r384 at 384x512 and 18.7 -> 16.0 ms for the 320x320 vehicle default,
+on top of the projected deformable heads. Training never sees these rewrites: checkpoints hold the unfolded layers,
+and ``models.checkpoint.load_model`` folds only when asked for an inference model.
 """
 from __future__ import annotations
 
