@@ -208,3 +208,13 @@ def test_a_figure_that_would_round_onto_its_threshold_prints_the_digits_that_dec
     assert goal == (False, "84.96 mAP@0.5 at 29.96 forward FPS (k=4, e=1)")
     paper_goal = detail["Goal: shipped TDRNet (tdrnet_lite) mAP@0.5 >= 0.85 at k=4 and >= 30 forward FPS"]
     assert paper_goal == (False, "53.0 mAP@0.5 at 40.0 forward FPS (k=4, e=1)")  # far from both: one decimal
+
+
+def test_a_loss_that_rounds_to_zero_is_printed_without_a_minus_sign():
+    """Session 19's 384x512 model went 84.5 -> 84.5 from k = 1 to k = 8 (a gain of 0.004 points), printed "-0.0"."""
+    rows = [Row("tdrnet_lite", "tdrnet", result(m, k, 1.0)) for k, m in ((1, 0.84500), (4, 0.846), (8, 0.84504))]
+    detail = {c.name: c.detail for c in check_claims(BenchmarkResults(data="fixture", rows=rows))}
+    assert detail["TDRNet loses <= 1 point from k=1 to k=8"] == "TDRNet (tdrnet_lite) e=1: k=1 -> k=8 loses 0.0 points"
+    rows[2] = Row("tdrnet_lite", "tdrnet", result(0.8300, 8, 1.0))  # a real loss keeps its digits
+    detail = {c.name: c.detail for c in check_claims(BenchmarkResults(data="fixture", rows=rows))}
+    assert detail["TDRNet loses <= 1 point from k=1 to k=8"].endswith("loses 1.5 points")
