@@ -313,7 +313,8 @@ def test_a_continuing_model_records_the_shipped_weights_it_started_from(name):
         # a probe (promoted, or shipped as its own run) may have started from the model's earlier shipped file:
         # exactly SHIPPED_BEFORE's weights
         assert start == earlier["recipe"]["output_dir"] + "/model.pt" or (
-            start == f"models/{name}.pt" and later[INIT_SOURCE]["weights_sha256"] == SHIPPED_BEFORE.get(name))
+            name in SHIPPED_BEFORE and start == f"models/{name}.pt"
+            and later[INIT_SOURCE]["weights_sha256"] == SHIPPED_BEFORE[name])
 
 
 # The continuing models that ship a probe chain's measured weights (scripts/promote_candidate.py): the number of
@@ -333,6 +334,33 @@ SHIPPED_BEFORE = {
     "tdrnet_lite_tcb_480_videos": "f1f50e701f9781552568c6ab9b56b46731058db86ac506e97e59bf28f6e64645",
     "tdrnet_lite_tcb_480_videos_r384": "c0ff8f048f27f312c455d2c16cb1071ceaef94cfaab68b0f0763d3243d0802b8",
 }
+
+
+# Continuing models that ship a probe's own run (not promoted: trained under the model's own spec, from its earlier
+# shipped file): the probe whose run the last cycle is, and the SHA-256 of the weights `uwdet results` measured.
+SHIPPED_PROBE_RUNS = {
+    "tdrnet_lite_tcb_480_videos_r384": (
+        "config/probes/tdrnet_lite_tcb_480_videos_r384_synth_cycle2.yaml",
+        "228ffab0081471979aa9c8907102d3ac602f1e788192982b9b5fb3adf6428bb4",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_PROBE_RUNS))
+def test_a_shipped_probe_run_is_the_measured_one_or_its_recipes_own(name):
+    """The last cycle must be exactly the probe's run (its config, seed and training files) holding the measured
+    weights; after `make train-shipped` the file is the recipes' own run instead."""
+    probe, digest = SHIPPED_PROBE_RUNS[name]
+    ckpt = read_checkpoint(REPO / "models" / f"{name}.pt")
+    last = cycles_of(ckpt.provenance)[-1]
+    config = last["command"].split("--config ")[1].split()[0]
+    if config == probe:
+        probe_config = load_train_config(REPO / probe)
+        assert last["seed"] == probe_config.seed and ckpt.provenance["train_data"] == probe_config.data.train
+        assert last[INIT_SOURCE]["checkpoint"] == f"models/{name}.pt"
+        assert weights_sha256(ckpt.state_dict) == digest
+    else:
+        assert config == f"config/train/{recipes_of(name)[-1]}.yaml"
 
 
 def test_every_promoted_model_lists_its_probes():
