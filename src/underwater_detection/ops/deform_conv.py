@@ -221,7 +221,7 @@ def _projection_is_cheaper(
     Bilinear sampling dominates the block order on a CPU and touches ``C_in`` channels per tap; projecting
     first samples ``G * C_out`` instead. The multiply-adds stay the same when the 1x1 projection runs on no more
     pixels than there are output cells, i.e. a same-padded stride-1 layer (allowed: 10 % more, a valid 3x3 on a
-    map of 40 pixels or more a side). A prediction head (64 channels in, A * (4 + classes) = 27 out, same padding)
+    map of 44 pixels or more a side). A prediction head (64 channels in, A * (4 + classes) = 27 out, same padding)
     samples 2.4x less. Grouped convolutions keep the block order, the only one written for them.
     """
     return groups == 1 and offset_groups * c_out < c_in and in_pixels <= 1.1 * out_pixels
