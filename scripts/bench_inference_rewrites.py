@@ -46,13 +46,10 @@ def _sequence(model: nn.Module, frame: torch.Tensor, k: int) -> None:
 
 def _with_projection(enabled: bool, fn: Callable[[], Any]) -> Any:
     """Run ``fn`` with the projected order allowed (the default rule) or forced off."""
-    rule = deform_conv._projection_is_cheaper
-    if not enabled:
-        deform_conv._projection_is_cheaper = lambda *args: False  # type: ignore[assignment]
-    try:
+    if enabled:
         return fn()
-    finally:
-        deform_conv._projection_is_cheaper = rule  # type: ignore[assignment]
+    with deform_conv.block_order_only():
+        return fn()
 
 
 def bench_checkpoint(path: str, k: int, rounds: int, warmup: int) -> dict[str, Any]:

@@ -70,9 +70,8 @@ def test_a_per_frame_model_is_refused_with_a_reason(tmp_path, bench):
         bench.main([str(path), "--rounds", "1", "--warmup", "0", *_threads()])
 
 
-def test_the_projection_rule_is_restored_after_timing(tmp_path, bench):
+def test_the_block_order_is_only_forced_while_timing(tmp_path, bench):
     from underwater_detection.ops import deform_conv
 
-    rule = deform_conv._projection_is_cheaper
     bench.main([str(_checkpoint(tmp_path, "tdrnet_lite_tcb")), "-k", "1", "--rounds", "1", "--warmup", "0", *_threads()])
-    assert deform_conv._projection_is_cheaper is rule
+    assert deform_conv._block_order_forced is False

@@ -159,6 +159,17 @@ def test_the_cheaper_order_is_picked_where_it_is_exact_and_cheaper() -> None:
     assert not dc._projection_is_cheaper(64, 16, 2, 1, cells, cells)  # grouped conv: blocks only
 
 
+def test_block_order_only_forces_the_old_order_and_restores_the_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    taken = []
+    monkeypatch.setattr(dc, "_deform_conv2d_projected", lambda *a: taken.append("projected") or torch.zeros(1, 2, 5, 6))
+    x, offset, weight, bias, _ = _make_case(c_in=6, c_out=2, dtype=torch.float32)
+    with dc.block_order_only():
+        deform_conv2d(x, offset, weight, bias, padding=1)
+    assert taken == []
+    deform_conv2d(x, offset, weight, bias, padding=1)
+    assert taken == ["projected"]
+
+
 def test_both_orders_agree_on_a_head_sized_layer_with_channels_last_input() -> None:
     """The real head's shapes (batch 2, 64 -> 27, 3x3, same padding), in the memory layout some runtimes use."""
     gen = torch.Generator().manual_seed(7)

@@ -38,10 +38,11 @@ at integer coordinate ``p``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
-from typing import Callable, Optional, Union
+from typing import Callable, Iterator, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +50,7 @@ from torch import Tensor, nn
 
 __all__ = [
     "DeformConv2d",
+    "block_order_only",
     "deform_conv2d",
     "torchvision_deform_conv2d_available",
 ]
@@ -227,6 +229,21 @@ def _projection_is_cheaper(
     return groups == 1 and offset_groups * c_out < c_in and in_pixels <= 1.1 * out_pixels
 
 
+_block_order_forced = False
+
+
+@contextlib.contextmanager
+def block_order_only() -> Iterator[None]:
+    """Within this block every call takes the block order, as before session 19: for A/B timings
+    (``scripts/bench_inference_rewrites.py``) and for ruling the projected order out when chasing a difference."""
+    global _block_order_forced
+    before, _block_order_forced = _block_order_forced, True
+    try:
+        yield
+    finally:
+        _block_order_forced = before
+
+
 def _deform_conv2d_blocks(
     input: Tensor, grid: Tensor, weight: Tensor, bias: Optional[Tensor], mask: Optional[Tensor],
     groups: int, offset_groups: int,
@@ -341,7 +358,9 @@ def deform_conv2d(
         offset, (height, width), (kh, kw), (h_out, w_out),
         stride_, padding_, dilation_, offset_groups, grid_dtype,
     )
-    if _projection_is_cheaper(c_in, weight.shape[0], groups, offset_groups, height * width, h_out * w_out):
+    if not _block_order_forced and _projection_is_cheaper(
+        c_in, weight.shape[0], groups, offset_groups, height * width, h_out * w_out
+    ):
         return _deform_conv2d_projected(input, grid, weight, bias, mask, offset_groups)
     return _deform_conv2d_blocks(input, grid, weight, bias, mask, groups, offset_groups)
 
