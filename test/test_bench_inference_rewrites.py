@@ -4,7 +4,6 @@ Only the shape of the report and the outputs' agreement are asserted; timings be
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,20 +11,17 @@ import pytest
 import torch
 from torch import nn
 
+from script_loading import load_script
 from underwater_detection.models.checkpoint import save_checkpoint
 from underwater_detection.models.registry import build_model
 from underwater_detection.models.spec import load_model_spec
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_inference_rewrites.py"
 CLASSES = ["sea_cucumber", "sea_urchin", "scallop", "starfish"]
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_inference_rewrites", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_inference_rewrites")
 
 
 def _checkpoint(tmp_path: Path, name: str) -> Path:

@@ -1,12 +1,12 @@
 """scripts/write_model_cards.py: a shipped model trained in cycles gets every cycle on its card, read from the
 checkpoints themselves: each checkpoint carries its earlier cycles (engine.lineage); older ones are walked
 through each cycle's recipe, which names the one before it."""
-import importlib.util
 import shutil
 from pathlib import Path
 
 import pytest
 
+from script_loading import load_script
 from test_shipped_recipes import PROMOTED_PROBES
 from test_trainer import coco, recipe  # noqa: F401 - fixture
 from underwater_detection.engine.lineage import EARLIER_CYCLES, INIT_SOURCE, PROMOTED_FROM, cycles_of, weights_sha256
@@ -17,21 +17,12 @@ from underwater_detection.models.shipped import CONTINUATION_CYCLES, CONTINUES, 
 from underwater_detection.models.spec import load_model_spec
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "scripts" / "write_model_cards.py"
-RESTORE = REPO / "scripts" / "restore_cycle_history.py"
 MODULES = ["backbone", "loc_head", "conf_head"]
-
-
-def load_script(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def cards():
-    return load_script(SCRIPT)
+    return load_script("write_model_cards")
 
 
 def cycle(tmp_path, data, model, iterations, seed, init=None):
@@ -255,7 +246,7 @@ def test_an_incomplete_walk_is_not_stored_as_if_it_were_the_whole_history(tmp_pa
 
 
 def test_the_restore_reads_every_cycle_row_of_a_card_in_order():
-    restore = load_script(RESTORE)
+    restore = load_script("restore_cycle_history")
     readme = "\n".join([
         "# Shipped models", "", "## a_model", "", "| cycle | command | iterations | lr, warm-up, steps | seed | wall time | git |",
         "|---|---|---|---|---|---|---|",

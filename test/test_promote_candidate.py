@@ -1,26 +1,21 @@
 """scripts/promote_candidate.py: a probe's weights ship under another model's name only when that model is the same
 network at the same input size, and the written file says where its weights came from."""
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
+from script_loading import load_script
 from test_trainer import coco, recipe  # noqa: F401 - fixture
 from underwater_detection.engine.lineage import weights_sha256
 from underwater_detection.engine.trainer import train
 from underwater_detection.models.checkpoint import CheckpointError, load_model, read_checkpoint
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "promote_candidate.py"
-
 
 @pytest.fixture(scope="module")
 def promote():
-    spec = importlib.util.spec_from_file_location("promote_candidate", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("promote_candidate")
 
 
 @pytest.fixture(scope="module")

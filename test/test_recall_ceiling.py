@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from script_loading import load_script
 from underwater_detection.engine.recall_ceiling import grouped_recall, object_records, recall_at
 from underwater_detection.engine.voc_eval import GroundTruth, Prediction
 
@@ -58,17 +59,6 @@ def test_mismatched_inputs_fail_loudly():
         object_records([pred], [gt], [np.array([1.0])])
 
 
-def _load_script():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "diagnose_misses.py"
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_diagnose_misses_lines_each_visible_fraction_up_with_its_box(tmp_path):
     """Frames listed out of order, string image ids, a still image and an image whose annotations lack the field:
     each box's visible fraction (here x1 / 1000) must reach that box, and an unknown image gets None."""
@@ -97,7 +87,7 @@ def test_diagnose_misses_lines_each_visible_fraction_up_with_its_box(tmp_path):
     coco = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "scallop"}]}
     (tmp_path / "annotations.json").write_text(json.dumps(coco))
     dataset = load_dataset(tmp_path, class_names=["scallop"])
-    script = _load_script()
+    script = load_script("diagnose_misses")
     visible = script.visible_fractions(tmp_path / "annotations.json", dataset)
     checked = 0
     for i in range(len(dataset)):

@@ -1,23 +1,15 @@
 """scripts/check_track_rescoring.py: the causal rescoring its README figure comes from."""
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from script_loading import load_script
 from underwater_detection.engine.voc_eval import GroundTruth, Prediction, evaluate_voc
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "check_track_rescoring.py"
 
 
 @pytest.fixture(scope="module")
 def check():
-    spec = importlib.util.spec_from_file_location(SCRIPT.stem, SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass looks its module up while being defined
-    spec.loader.exec_module(module)
-    return module
+    return load_script("check_track_rescoring")
 
 
 OBJECT = np.array([10, 10, 50, 50], np.float32)
