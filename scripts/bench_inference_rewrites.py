@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """What each exact inference rewrite buys: per-frame forward time of shipped checkpoints with and without them.
 
-Two rewrites keep a network's outputs (to float rounding) and cut its CPU time: the deformable heads project their
-input onto the output channels before sampling (``ops.deform_conv``), and BatchNorms are folded into the
-convolutions before them (``models.inference``). This times a k-frame video sequence (RG on the key frame, RD on
-every frame, as ``uwdet bench-models`` does) under three settings, all in one process and in alternating rounds, so
+Three rewrites keep a network's outputs (to float rounding) and cut its CPU time: the deformable heads project their
+input onto the output channels before sampling (``ops.deform_conv``), BatchNorms are folded into the convolutions
+before them, and the weights are stored channels-last (both ``models.inference``). This times a k-frame video
+sequence (RG on the key frame, RD on every frame, as ``uwdet bench-models`` does) under four settings, all in one process and in alternating rounds, so
 the shared machine's drift hits every setting alike; it prints medians and the ratios to the old path and writes
 JSON:
 
@@ -12,8 +12,9 @@ JSON:
         models/tdrnet_lite_tcb_480_videos_r384.pt --json bench/inference_rewrites.json
 
 Settings: ``before`` (block sampling, BatchNorm kept: the path up to session 18), ``projected`` (projection first,
-BatchNorm kept), ``projected+folded`` (both: what ``uwdet eval``, ``uwdet results`` and the node run now).
-It also reports the largest output difference between ``before`` and ``projected+folded`` on one random frame.
+BatchNorm kept), ``projected+folded`` (session 19's path), ``+channels_last`` (all three: what ``uwdet eval``,
+``uwdet results`` and the node run on the CPU now). It also reports the largest output difference between
+``before`` and ``+channels_last`` on one random frame.
 """
 from __future__ import annotations
 
@@ -32,10 +33,11 @@ from torch import nn
 from underwater_detection.engine.benchmark_models import environment_info
 from underwater_detection.engine.runtime import configure_cpu_runtime
 from underwater_detection.models.checkpoint import load_model
-from underwater_detection.models.inference import fold_batch_norm
+from underwater_detection.models.inference import fold_batch_norm, to_channels_last
 from underwater_detection.ops import deform_conv
 
-SETTINGS = ("before", "projected", "projected+folded")
+SETTINGS = ("before", "projected", "projected+folded", "+channels_last")
+FINAL = SETTINGS[-1]
 
 
 def _sequence(model: nn.Module, frame: torch.Tensor, k: int) -> None:
@@ -58,13 +60,15 @@ def bench_checkpoint(path: str, k: int, rounds: int, warmup: int) -> dict[str, A
         raise SystemExit(f"{path}: {ckpt.spec.name} is not a TRNet/TDRNet; this times key-frame sequences")
     folded = copy.deepcopy(plain)
     fold_batch_norm(folded)
+    nhwc = to_channels_last(copy.deepcopy(folded))
     height, width = ckpt.spec.input_size
     frame = torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(0))
-    runs = {"before": (plain, False), "projected": (plain, True), "projected+folded": (folded, True)}
+    runs = {"before": (plain, False), "projected": (plain, True), "projected+folded": (folded, True),
+            FINAL: (nhwc, True)}
     per_frame: dict[str, list[float]] = {name: [] for name in SETTINGS}
     with torch.inference_mode():
         old = _with_projection(False, lambda: plain(frame))
-        new = folded(frame)
+        new = nhwc(frame)
         max_diff = max(float((a - b).abs().max()) for a, b in ((old.loc, new.loc), (old.conf, new.conf)))
         for _ in range(warmup):
             for model, projected in runs.values():
@@ -84,14 +88,15 @@ def bench_checkpoint(path: str, k: int, rounds: int, warmup: int) -> dict[str, A
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| model | input | k | before ms | projected ms | projected+folded ms | speed-up | FPS before -> after |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | input | k | before ms | projected ms | projected+folded ms | +channels_last ms | speed-up | "
+             "FPS before -> after |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         m = r["per_frame_ms_median"]
         lines.append(
             f"| {r['model']} | {r['input_size'][0]}x{r['input_size'][1]} | {r['key_interval']} | {m['before']:.1f} | "
-            f"{m['projected']:.1f} | {m['projected+folded']:.1f} | {r['speedup_vs_before']['projected+folded']:.2f}x | "
-            f"{1000 / m['before']:.1f} -> {1000 / m['projected+folded']:.1f} |")
+            f"{m['projected']:.1f} | {m['projected+folded']:.1f} | {m[FINAL]:.1f} | {r['speedup_vs_before'][FINAL]:.2f}x | "
+            f"{1000 / m['before']:.1f} -> {1000 / m[FINAL]:.1f} |")
     return "\n".join(lines)
 
 

@@ -1,4 +1,5 @@
-"""BatchNorm folding for inference (models.inference): same outputs, fewer layers, never saved, never in training.
+"""Inference rewrites (models.inference): BatchNorm folding (same outputs, fewer layers, never saved, never in
+training) and channels-last weights (same outputs, another memory layout, CPU only).
 
 The shipped-model case runs the real vehicle-default file through both paths the detector can take.
 """
@@ -14,7 +15,13 @@ from torch import nn
 from underwater_detection.data.synthetic.sequence import SequenceConfig, SyntheticSequence
 from underwater_detection.engine.temporal import TemporalDetector
 from underwater_detection.models.checkpoint import CheckpointError, load_model, save_checkpoint
-from underwater_detection.models.inference import fold_batch_norm, is_folded
+from underwater_detection.models.inference import (
+    channels_last_pays,
+    fold_batch_norm,
+    is_channels_last,
+    is_folded,
+    to_channels_last,
+)
 from underwater_detection.models.registry import build_model
 from underwater_detection.models.spec import load_model_spec
 
@@ -125,7 +132,7 @@ def test_a_folded_model_cannot_be_saved_but_loads_folded_from_an_ordinary_file(t
 def test_the_detector_runs_the_shipped_default_folded_with_the_same_detections() -> None:
     path = MODELS / "tdrnet_lite_tcb_480_videos.pt"
     detector = TemporalDetector.from_checkpoint(path, device="cpu", tracking=False)
-    assert is_folded(detector.model)
+    assert is_folded(detector.model) and is_channels_last(detector.model)
     plain_model, ckpt = load_model(path)
     plain = TemporalDetector(plain_model, ckpt.spec, ckpt.class_names, ckpt.preprocess, tracking=False)
     seq = SyntheticSequence(3, SequenceConfig(num_frames=3, preset="clear"))
@@ -139,3 +146,43 @@ def test_the_detector_runs_the_shipped_default_folded_with_the_same_detections()
         np.testing.assert_allclose(a.scores[:n], b.scores[:n], atol=1e-4)
         np.testing.assert_array_equal(a.labels[:n], b.labels[:n])
         np.testing.assert_allclose(a.boxes[:n], b.boxes[:n], atol=0.05)
+
+
+def _randomise_feature_offsets(model: nn.Module, seed: int = 1) -> None:
+    """Fresh feature-offset convs are zero, so the deformable head would sample its plain grid; make it deform."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for conv in model.rg.feature_offsets.modules():
+            if isinstance(conv, nn.Conv2d):
+                conv.weight.copy_(0.05 * torch.randn(conv.weight.shape, generator=gen))
+
+
+def test_channels_last_keeps_the_outputs_of_a_deforming_key_frame_sequence() -> None:
+    model = _tdrnet()
+    _randomise_feature_offsets(model)
+    fold_batch_norm(model)
+    assert not is_channels_last(model)
+    frames = [torch.randn(1, 3, 128, 128, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    with torch.no_grad():
+        refs = model.reference(frames[0])
+        want = [model.detect(f, refs) for f in frames]
+        to_channels_last(model)
+        assert is_channels_last(model)
+        refs = model.reference(frames[0])  # plain NCHW input, as the detector feeds it
+        got = [model.detect(f, refs) for f in frames]
+    assert got[0].loc.abs().max() > 0
+    for a, b in zip(want, got, strict=True):
+        torch.testing.assert_close(b.loc, a.loc, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(b.conf, a.conf, rtol=1e-4, atol=1e-4)
+
+
+def test_load_model_stores_channels_last_only_when_asked(tmp_path: Path) -> None:
+    spec = load_model_spec("tdrnet_lite_tcb").with_input_size(128, 128)
+    path = save_checkpoint(tmp_path / "m.pt", _tdrnet(), spec, CLASSES)
+    assert not is_channels_last(load_model(path, fold_batch_norm=True)[0])
+    assert is_channels_last(load_model(path, fold_batch_norm=True, channels_last=True)[0])
+
+
+def test_channels_last_is_chosen_for_the_cpu_only() -> None:
+    assert channels_last_pays("cpu") and channels_last_pays(torch.device("cpu"))
+    assert not channels_last_pays("cuda") and not channels_last_pays(torch.device("cuda", 0))

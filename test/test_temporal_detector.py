@@ -23,7 +23,7 @@ import torch
 from underwater_detection.data.transforms import boxes_to_pixels, image_to_tensor
 from underwater_detection.engine.temporal import Detections, TemporalDetector, resolve_device
 from underwater_detection.models.checkpoint import save_checkpoint
-from underwater_detection.models.inference import fold_batch_norm
+from underwater_detection.models.inference import fold_batch_norm, is_channels_last, to_channels_last
 from underwater_detection.models.registry import build_model, priors_for
 from underwater_detection.models.spec import load_model_spec
 from underwater_detection.models.temporal import TemporalRefinementNet
@@ -692,11 +692,14 @@ def test_from_checkpoint_gives_identical_detections(tmp_path, name):
     path = save_checkpoint(tmp_path / f"{name}.pt", model, spec, list(NAMES))
     options = dict(key_interval=3, soft_coefficient=0.5, postprocess_config=PP, tracking=False)
     loaded = TemporalDetector.from_checkpoint(path, device="cpu", **options)
-    # from_checkpoint folds the BatchNorms (test_inference_folding holds folded to unfolded); folding the
-    # in-memory model the same way makes the file round trip comparable to float identity
+    # from_checkpoint folds the BatchNorms and, on the CPU, stores the weights channels-last
+    # (test_inference_folding holds both to the plain model); rewriting the in-memory model the same way makes
+    # the file round trip comparable to float identity
     folded = copy.deepcopy(model).eval()
     fold_batch_norm(folded)
+    to_channels_last(folded)
     memory = TemporalDetector(folded, spec, NAMES, **options)
+    assert is_channels_last(loaded.model)
     assert loaded.class_names == NAMES and loaded.is_temporal
     assert loaded.preprocess == memory.preprocess
     assert loaded.model is not model and loaded.device == torch.device("cpu")

@@ -35,6 +35,7 @@ from torch import nn
 
 from ..data.transforms import boxes_to_pixels, image_to_tensor
 from ..models.checkpoint import load_model
+from ..models.inference import channels_last_pays
 from ..models.registry import preprocess_config, priors_for
 from ..models.spec import ModelSpec, validate_key_interval, validate_soft_coefficient
 from ..models.temporal import References, TemporalRefinementNet
@@ -155,9 +156,11 @@ class TemporalDetector:
 
         The weights are fully convolutional and the anchors are computed from the size, so this trades accuracy
         for speed without retraining (``uwdet eval --input-size`` measures how much). The network's BatchNorms
-        are folded into its convolutions (inference only; same outputs to float rounding).
+        are folded into its convolutions and, on the CPU, its weights are stored channels-last (inference only;
+        same outputs to float rounding; ``models.inference``).
         """
-        model, ckpt = load_model(path, resolve_device(device), fold_batch_norm=True)
+        resolved = resolve_device(device)
+        model, ckpt = load_model(path, resolved, fold_batch_norm=True, channels_last=channels_last_pays(resolved))
         spec = ckpt.spec if input_size is None else ckpt.spec.with_input_size(*input_size)
         return cls(model, spec, ckpt.class_names, ckpt.preprocess, trained_input_size=ckpt.spec.input_size, **options)
 

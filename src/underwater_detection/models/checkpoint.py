@@ -33,6 +33,7 @@ from torch import nn
 
 from .. import __version__
 from .inference import fold_batch_norm as fold_batch_norm_layers
+from .inference import to_channels_last
 from .inference import is_folded
 from .registry import build_model, preprocess_config
 from .spec import ModelSpec, validate_preprocess
@@ -219,7 +220,10 @@ def _describe_mismatch(model: nn.Module, state: dict[str, torch.Tensor], limit: 
 
 
 def load_model(
-    path: str | Path, device: torch.device | str = "cpu", fold_batch_norm: bool = False
+    path: str | Path,
+    device: torch.device | str = "cpu",
+    fold_batch_norm: bool = False,
+    channels_last: bool = False,
 ) -> tuple[nn.Module, Checkpoint]:
     """Build the architecture from the checkpoint's own spec and load its weights (strict), in eval mode.
 
@@ -227,6 +231,8 @@ def load_model(
     outputs to float rounding, about 10 % less time per frame on the lite models. The inference paths (the
     ``TemporalDetector``, the node) ask for it; anything that saves, compares or trains the weights must not,
     since the folded network no longer has the checkpoint's layers (``save_checkpoint`` refuses it).
+    ``channels_last`` stores the weights channels-last (``models.inference.to_channels_last``); the inference
+    paths ask for it where ``models.inference.channels_last_pays`` says it is faster (the CPU).
     """
     ckpt = read_checkpoint(path)
     try:
@@ -243,4 +249,6 @@ def load_model(
     model.to(device).eval()
     if fold_batch_norm:
         fold_batch_norm_layers(model)
+    if channels_last:
+        to_channels_last(model)
     return model, ckpt

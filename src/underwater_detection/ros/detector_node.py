@@ -48,6 +48,7 @@ from vision_msgs.msg import Detection2DArray, LabelInfo
 
 from ..engine.temporal import Detections, TemporalDetector, resolve_device
 from ..models.checkpoint import CheckpointError, load_model
+from ..models.inference import channels_last_pays
 from ..models.random_weights import is_untrained
 from ..models.spec import aspect_change_warning
 from ..ops.postprocess import PostprocessConfig
@@ -212,7 +213,8 @@ class DetectorNode(LifecycleNode):
 
             configure_cpu_runtime(threads if threads > 0 else None)
         t0 = time.perf_counter()
-        model, ckpt = load_model(path, device, fold_batch_norm=True)  # inference only: never saved
+        # inference only, never saved: BatchNorms folded; weights channels-last where that is faster (the CPU)
+        model, ckpt = load_model(path, device, fold_batch_norm=True, channels_last=channels_last_pays(device))
         size = parse_input_size(self._param("input_size"))
         try:
             spec = ckpt.spec if size is None else ckpt.spec.with_input_size(*size)
