@@ -1,4 +1,4 @@
-"""scripts/bench_inference_rewrites.py: times the three inference settings of a real (tiny) checkpoint.
+"""scripts/bench_inference_rewrites.py: times the four inference settings of a real (tiny) checkpoint.
 
 Only the shape of the report and the outputs' agreement are asserted; timings belong to the benchmark, not to tests.
 """

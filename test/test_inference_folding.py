@@ -5,6 +5,7 @@ The shipped-model case runs the real vehicle-default file through both paths the
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from underwater_detection.models.inference import (
 )
 from underwater_detection.models.registry import build_model
 from underwater_detection.models.spec import load_model_spec
+from underwater_detection.ops import deform_conv
 
 CLASSES = ["sea_cucumber", "sea_urchin", "scallop", "starfish"]
 MODELS = Path(__file__).resolve().parents[1] / "models"
@@ -157,13 +159,16 @@ def _randomise_feature_offsets(model: nn.Module, seed: int = 1) -> None:
                 conv.weight.copy_(0.05 * torch.randn(conv.weight.shape, generator=gen))
 
 
-def test_channels_last_keeps_the_outputs_of_a_deforming_key_frame_sequence() -> None:
+@pytest.mark.parametrize("order", ["auto", "blocks"])
+def test_channels_last_keeps_the_outputs_of_a_deforming_key_frame_sequence(order: str) -> None:
+    """Both sampling orders of the deformable head (the block one is what larger inputs or other heads take), on
+    a batch of two streams."""
     model = _tdrnet()
     _randomise_feature_offsets(model)
     fold_batch_norm(model)
     assert not is_channels_last(model)
-    frames = [torch.randn(1, 3, 128, 128, generator=torch.Generator().manual_seed(i)) for i in range(3)]
-    with torch.no_grad():
+    frames = [torch.randn(2, 3, 128, 128, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    with torch.no_grad(), (deform_conv.block_order_only() if order == "blocks" else contextlib.nullcontext()):
         refs = model.reference(frames[0])
         want = [model.detect(f, refs) for f in frames]
         to_channels_last(model)
@@ -174,6 +179,15 @@ def test_channels_last_keeps_the_outputs_of_a_deforming_key_frame_sequence() -> 
     for a, b in zip(want, got, strict=True):
         torch.testing.assert_close(b.loc, a.loc, rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(b.conf, a.conf, rtol=1e-4, atol=1e-4)
+
+
+def test_a_model_of_layout_neutral_weights_is_not_taken_for_channels_last() -> None:
+    """1x1 and depthwise weights are contiguous in both layouts: they alone prove no conversion."""
+    neutral = nn.Sequential(nn.Conv2d(8, 8, 1), nn.Conv2d(8, 8, 3, groups=8))
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in neutral.parameters() if p.dim() == 4)
+    assert not is_channels_last(neutral)
+    mixed = nn.Sequential(nn.Conv2d(3, 8, 3), *neutral)
+    assert not is_channels_last(mixed) and is_channels_last(to_channels_last(mixed))
 
 
 def test_load_model_stores_channels_last_only_when_asked(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """``uwdet bench-models``: parameters, FLOPs and CPU forward latency of every detector and backbone.
 
 Latency is the median of ``repeats`` timed forwards after ``warmup`` untimed ones, batch 1, no_grad, eval
-mode with the BatchNorms folded as the inference paths run them (``models.inference``), with
+mode with the BatchNorms folded and the weights channels-last as the CPU inference paths run them
+(``models.inference``), with
 ``torch.set_num_threads(threads)``: the figure that decides whether a model is real-time on the
 vehicle's CPU fallback or the 2-core CI machine. Medians, because shared machines are noisy; never use these
 numbers as pass/fail thresholds in tests.

@@ -32,8 +32,7 @@ import torch
 from torch import nn
 
 from .. import __version__
-from .inference import fold_batch_norm as fold_batch_norm_layers
-from .inference import to_channels_last
+from .inference import fold_batch_norm as fold_batch_norm_layers, to_channels_last
 from .inference import is_folded
 from .registry import build_model, preprocess_config
 from .spec import ModelSpec, validate_preprocess

@@ -8,11 +8,13 @@ disappears. On the lite backbones and the TCB neck that is one pass per convolut
 on top of the projected deformable heads. Training never sees these rewrites: checkpoints hold the unfolded layers,
 and ``models.checkpoint.load_model`` folds only when asked for an inference model.
 
-The second rewrite changes no arithmetic at all, only where numbers sit in memory: on the CPU the convolutions
-(oneDNN) work in channels-last (NHWC) layout, and a network whose weights are stored that way keeps its feature
-maps in it from the first convolution on, instead of reordering them in and out of every convolution. Session 20
-measured 1.06-1.26x less time per frame across the shipped lite models (``make bench-rewrites``). It is applied on
-the CPU only: nothing here has measured it on a GPU.
+The second rewrite changes where numbers sit in memory, not what is computed (the same outputs to float rounding:
+a convolution may sum in another order): on the CPU the convolutions (oneDNN) work in channels-last (NHWC) layout,
+and a network whose weights are stored that way keeps its backbone and neck feature maps in it instead of
+reordering them in and out of every convolution. An A/B probe in session 20 (the folded model against a
+channels-last copy, k = 4 sequences, 8 alternating rounds, 2 threads, training paused) gave 1.06-1.26x faster
+frames across the seven shipped lite TRNet/TDRNet/DRNet/RefineDet/SSD4s files; ``make bench-rewrites`` times it for
+the two 480-video TDRNets. It is applied on the CPU only: nothing here has measured it on a GPU.
 """
 from __future__ import annotations
 
@@ -67,7 +69,8 @@ def fold_batch_norm(model: nn.Module) -> int:
 
 
 def channels_last_pays(device: torch.device | str) -> bool:
-    """Whether the inference paths store a model channels-last on ``device``: measured faster on the CPU only."""
+    """Whether the inference paths store a model channels-last on ``device`` (a resolved device, not "auto"):
+    measured faster on the CPU only."""
     return torch.device(device).type == "cpu"
 
 
@@ -75,13 +78,22 @@ def to_channels_last(model: nn.Module) -> nn.Module:
     """Store every 4-D weight of ``model`` channels-last (in place; returns the model).
 
     The inputs need no change: a convolution whose weight is channels-last returns a channels-last output, so
-    the layout spreads from the first layer; the outputs are the same numbers to float rounding (the order of
-    the sums inside a convolution may differ).
+    the layout spreads from the first layer through the backbone and neck (the projected deformable head returns
+    NCHW; it is the last layer). The outputs are the same numbers to float rounding (the order of the sums inside
+    a convolution may differ).
     """
     return model.to(memory_format=torch.channels_last)
 
 
 def is_channels_last(model: nn.Module) -> bool:
-    """Whether every 4-D parameter of ``model`` is stored channels-last (False for a model that has none)."""
+    """Whether every 4-D parameter of ``model`` is stored channels-last.
+
+    A 1x1 or depthwise weight is contiguous in both layouts, so "all channels-last" alone would hold for a model
+    never converted; at least one weight must also have left the NCHW layout. False for a model with no 4-D
+    weights.
+    """
     weights = [p for p in model.parameters() if p.dim() == 4]
-    return bool(weights) and all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
+    return (
+        all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
+        and any(not p.is_contiguous() for p in weights)
+    )
