@@ -15,6 +15,7 @@ import rclpy
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.parameter import Parameter
 
+from underwater_detection.models.inference import is_channels_last, is_folded
 from underwater_detection.models.random_weights import write_random_checkpoint
 from underwater_detection.ros import detector_node as detector_module
 from underwater_detection.ros.detector_node import DetectorNode
@@ -69,6 +70,8 @@ def test_runtime_parameter_updates_reach_the_detector(node_class, checkpoint, co
         node.trigger_configure()
         assert node._state == "inactive"
         detector = node._detector
+        # the node runs the inference rewrites on the CPU: BatchNorms folded, weights channels-last
+        assert is_folded(detector.model) and is_channels_last(detector.model)
         results = node.set_parameters([
             Parameter("key_interval", value=7), Parameter("score_threshold", value=0.6),
             Parameter("max_detections", value=12), Parameter("class_filter", value="scallop"),
