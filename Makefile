@@ -62,7 +62,7 @@ $(SYNTH)/train_more2/annotations.json:
 
 # `make train-shipped`: train (or resume) all ten shipped models (three cycles each; tdrnet_lite_tcb_r384 and
 # tdrnet_lite_tcb_more_data one more on top of tdrnet_lite_tcb's, tdrnet_lite_tcb_480_videos four, and
-# tdrnet_lite_tcb_480_videos_r384 two more at 384x512 on top of those) and copy them to models/ (~22 h on 2 cores).
+# tdrnet_lite_tcb_480_videos_r384 three more at 384x512 on top of those) and copy them to models/ (~24 h on 2 cores).
 train-shipped: data-synth-480
 	scripts/train_shipped_models.sh
 
@@ -91,7 +91,8 @@ train-%: data-synth
 train-tdrnet_lite_tcb_more_data_ft_synth: data-synth-more
 train-tdrnet_lite_tcb_480_videos_ft_synth train-tdrnet_lite_tcb_480_videos_ft_synth_cycle2 \
   train-tdrnet_lite_tcb_480_videos_ft_synth_cycle3 train-tdrnet_lite_tcb_480_videos_ft_synth_cycle4 \
-  train-tdrnet_lite_tcb_480_videos_r384_ft_synth train-tdrnet_lite_tcb_480_videos_r384_ft_synth_cycle2: data-synth-480
+  train-tdrnet_lite_tcb_480_videos_r384_ft_synth train-tdrnet_lite_tcb_480_videos_r384_ft_synth_cycle2 \
+  train-tdrnet_lite_tcb_480_videos_r384_ft_synth_cycle3: data-synth-480
 
 clean-venv:
 	rm -rf $(VENV)

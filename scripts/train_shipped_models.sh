@@ -6,13 +6,13 @@
 # weights (models.shipped.CONTINUES: tdrnet_lite_tcb_r384, one cycle at 384x512 from tdrnet_lite_tcb's third;
 # tdrnet_lite_tcb_more_data, one cycle on 240 videos from the same, which needs `make data-synth-more`;
 # tdrnet_lite_tcb_480_videos, four cycles on 480 videos from the same, which needs `make data-synth-480`;
-# tdrnet_lite_tcb_480_videos_r384, two cycles at 384x512 on those videos from tdrnet_lite_tcb_480_videos's fourth) has its own
+# tdrnet_lite_tcb_480_videos_r384, three cycles at 384x512 on those videos from tdrnet_lite_tcb_480_videos's fourth) has its own
 # recipe list (models.shipped.recipes_of) and comes after the model it continues.
 # Safe to re-run: a recipe whose runs/RECIPE/model.pt exists and is newer than the checkpoint its recipe starts
 # from is skipped; an older one (its start point was retrained since) is moved aside to runs/RECIPE.stale-TIME
 # and retrained, so a retrained cycle 1 also retrains the cycles after it. An interrupted recipe resumes from
 # runs/RECIPE/train_state.pt. To retrain a model from scratch, delete runs/NAME_synth.
-#   scripts/train_shipped_models.sh                 # all ten (models.shipped.SHIPPED_MODELS), ~22 h on 2 quiet CPU cores
+#   scripts/train_shipped_models.sh                 # all ten (models.shipped.SHIPPED_MODELS), ~24 h on 2 quiet CPU cores
 #   scripts/train_shipped_models.sh ssd4s_lite      # just one
 #   SHIP=0 scripts/train_shipped_models.sh ...      # train, but leave models/ alone
 set -euo pipefail

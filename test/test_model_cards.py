@@ -299,13 +299,16 @@ def test_a_continuing_model_records_the_shipped_weights_it_started_from(name):
     first = own[0][INIT_SOURCE]
     assert first["model"] == CONTINUES[name] and sorted(first["modules"]) == ["rd", "rg"] and first["frozen"] == []
     assert first["weights_sha256"] == weights_sha256(read_checkpoint(source_path).state_dict)
+    from_shipped = []
     for earlier, later in zip(own, own[1:]):
         start = later[INIT_SOURCE]["checkpoint"]
-        # a probe (promoted, or shipped as its own run) may have started from the model's earlier shipped file:
-        # exactly SHIPPED_BEFORE's weights
-        assert start == earlier["recipe"]["output_dir"] + "/model.pt" or (
-            name in SHIPPED_BEFORE and start == f"models/{name}.pt"
-            and later[INIT_SOURCE]["weights_sha256"] == SHIPPED_BEFORE[name])
+        if start == f"models/{name}.pt":
+            from_shipped.append(later[INIT_SOURCE]["weights_sha256"])
+        else:
+            assert start == earlier["recipe"]["output_dir"] + "/model.pt"
+    # probes (promoted, or shipped as their own runs) started from the model's shipped file of their day: exactly
+    # SHIPPED_BEFORE's weights, in order; a retrain by the recipes starts each cycle from the one before
+    assert from_shipped in ([], list(SHIPPED_BEFORE.get(name, ())))
 
 
 # The continuing models that ship a probe chain's measured weights (scripts/promote_candidate.py): the number of
@@ -319,11 +322,15 @@ PROMOTED = {
 # The weights a promoted model shipped before its latest probe, which trained from models/NAME.pt (not from the
 # probe before it): that probe must have started from exactly these. Session 17 shipped tdrnet_lite_tcb_480_videos
 # after three probes (this digest was PROMOTED's at commit ee09309, whose models/tdrnet_lite_tcb_480_videos.pt holds
-# those weights); the fourth (session 18) trained from that file. tdrnet_lite_tcb_480_videos_r384 ships its second
-# cycle's own run (session 19), which trained from session 18's file (commit f80473b), the first cycle's run.
-SHIPPED_BEFORE = {
-    "tdrnet_lite_tcb_480_videos": "f1f50e701f9781552568c6ab9b56b46731058db86ac506e97e59bf28f6e64645",
-    "tdrnet_lite_tcb_480_videos_r384": "c0ff8f048f27f312c455d2c16cb1071ceaef94cfaab68b0f0763d3243d0802b8",
+# those weights); the fourth (session 18) trained from that file. tdrnet_lite_tcb_480_videos_r384 ships its third
+# cycle's own run (session 20), which trained from session 19's file (commit d71c4be), the second cycle's run, which
+# had trained from session 18's file (commit f80473b), the first cycle's run. Oldest first.
+SHIPPED_BEFORE: dict[str, tuple[str, ...]] = {
+    "tdrnet_lite_tcb_480_videos": ("f1f50e701f9781552568c6ab9b56b46731058db86ac506e97e59bf28f6e64645",),
+    "tdrnet_lite_tcb_480_videos_r384": (
+        "c0ff8f048f27f312c455d2c16cb1071ceaef94cfaab68b0f0763d3243d0802b8",
+        "228ffab0081471979aa9c8907102d3ac602f1e788192982b9b5fb3adf6428bb4",
+    ),
 }
 
 
@@ -331,8 +338,8 @@ SHIPPED_BEFORE = {
 # shipped file): the probe whose run the last cycle is, and the SHA-256 of the weights `uwdet results` measured.
 SHIPPED_PROBE_RUNS = {
     "tdrnet_lite_tcb_480_videos_r384": (
-        "config/probes/tdrnet_lite_tcb_480_videos_r384_synth_cycle2.yaml",
-        "228ffab0081471979aa9c8907102d3ac602f1e788192982b9b5fb3adf6428bb4",
+        "config/probes/tdrnet_lite_tcb_480_videos_r384_synth_cycle3.yaml",
+        "8e0596bb188a47791083b4d7c902b80da90db8adbdf397006e14f2419dc72a0e",
     ),
 }
 
@@ -378,7 +385,7 @@ def test_a_promoted_model_is_the_measured_probe_run_or_its_recipes_own(name):
         assert [c["seed"] for c in added] == [c.seed for c in probe_configs]
         from_shipped = [c[INIT_SOURCE]["weights_sha256"] for c in added
                         if c[INIT_SOURCE]["checkpoint"] == f"models/{name}.pt"]
-        assert from_shipped == ([SHIPPED_BEFORE[name]] if name in SHIPPED_BEFORE else [])
+        assert from_shipped == list(SHIPPED_BEFORE.get(name, ()))
         promoted = provenance[PROMOTED_FROM]
         assert promoted["spec_name"] == load_model_spec(probe_configs[-1].model).name
         assert promoted["weights_sha256"] == weights_sha256(ckpt.state_dict)

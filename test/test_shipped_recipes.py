@@ -182,15 +182,19 @@ def test_an_r384_probe_that_first_ran_is_the_shipped_recipe_but_for_its_start_po
     assert a == b
 
 
-def test_the_second_384_probe_is_the_shipped_second_cycle_but_for_its_name_and_start_point():
-    """tdrnet_lite_tcb_480_videos_r384 ships the probe's run (session 19), which read models/NAME.pt, the shipped
-    first cycle (test_model_cards holds its digest); the recipe reads that cycle's own runs/ file."""
+@pytest.mark.parametrize("cycle", [2, 3])
+def test_a_later_384_probe_is_the_shipped_cycle_but_for_its_name_and_start_point(cycle):
+    """Each later cycle of tdrnet_lite_tcb_480_videos_r384 first ran as a probe (sessions 19 and 20) that read
+    models/NAME.pt, the shipped cycle before it (test_model_cards holds their digests); the recipe reads that
+    cycle's own runs/ file. The shipped file is the last probe's run."""
     name = "tdrnet_lite_tcb_480_videos_r384"
-    probe = load_train_config(PROBES / f"{name}_synth_cycle2.yaml")
-    first, second = chain(name)
-    assert probe.model == second.model == name and probe.init.checkpoint == f"models/{name}.pt"
-    assert Path(second.init.checkpoint) == Path(first.output_dir) / "model.pt"
-    a, b = probe.to_dict(), second.to_dict()
+    probe = load_train_config(PROBES / f"{name}_synth_cycle{cycle}.yaml")
+    recipes = chain(name)
+    assert len(recipes) == 3
+    previous, recipe = recipes[cycle - 2], recipes[cycle - 1]
+    assert probe.model == recipe.model == name and probe.init.checkpoint == f"models/{name}.pt"
+    assert Path(recipe.init.checkpoint) == Path(previous.output_dir) / "model.pt"
+    a, b = probe.to_dict(), recipe.to_dict()
     for recipe in (a, b):
         for key in ("name", "output_dir"):
             recipe.pop(key)
