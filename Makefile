@@ -30,7 +30,7 @@ test-slow: setup
 bench-models: setup
 	$(VENV)/bin/uwdet bench-models --json bench/models.json
 
-# What the exact inference rewrites (projected deformable heads, folded BatchNorms) buy on the two 480-video models
+# What the exact inference rewrites (projected deformable heads, folded BatchNorms, channels-last weights) buy on the two 480-video models
 bench-rewrites: setup
 	$(PY) scripts/bench_inference_rewrites.py models/tdrnet_lite_tcb_480_videos.pt models/tdrnet_lite_tcb_480_videos_r384.pt --json bench/inference_rewrites.json
 

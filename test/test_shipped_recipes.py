@@ -195,10 +195,10 @@ def test_a_later_384_probe_is_the_shipped_cycle_but_for_its_name_and_start_point
     assert probe.model == recipe.model == name and probe.init.checkpoint == f"models/{name}.pt"
     assert Path(recipe.init.checkpoint) == Path(previous.output_dir) / "model.pt"
     a, b = probe.to_dict(), recipe.to_dict()
-    for recipe in (a, b):
+    for part in (a, b):
         for key in ("name", "output_dir"):
-            recipe.pop(key)
-        recipe["init"].pop("checkpoint")
+            part.pop(key)
+        part["init"].pop("checkpoint")
     assert a == b
 
 
@@ -267,6 +267,10 @@ PROBES = RECIPES.parent / "probes"
         ("tdrnet_lite_tcb_480_videos_r384_synth_cycle2", "tdrnet_lite_tcb_synth_cycle3",  # a second 384x512 cycle
          {("input_size",): [384, 512]},
          {("init", "checkpoint"): "models/tdrnet_lite_tcb_480_videos_r384.pt", ("seed",): 8,
+          ("data", "train"): TRAIN_480}),
+        ("tdrnet_lite_tcb_480_videos_r384_synth_cycle3", "tdrnet_lite_tcb_synth_cycle3",  # a third 384x512 cycle
+         {("input_size",): [384, 512]},
+         {("init", "checkpoint"): "models/tdrnet_lite_tcb_480_videos_r384.pt", ("seed",): 9,
           ("data", "train"): TRAIN_480}),
     ],
 )

@@ -59,6 +59,7 @@ PAPER_TDRNET = "tdrnet_lite"
 # What runs on the vehicle unless a launch argument or parameter names another file: the most accurate shipped
 # TDRNet that keeps CPU real time on 2 cores with margin. tdrnet_lite_tcb_480_videos is tdrnet_lite_tcb's network
 # (the same speed) trained on 8x the videos, and the most accurate 320x320 model; the 384x512 models are more
-# accurate but sit at the 30 FPS line there (README "On the vehicle", docs/experiments.md).
+# accurate but have little margin over 30 FPS there (36.2 forward FPS in session 20; README "On the vehicle",
+# docs/experiments.md).
 VEHICLE_MODEL = "tdrnet_lite_tcb_480_videos"
 DEFAULT_CHECKPOINT = f"models/{VEHICLE_MODEL}.pt"
