@@ -53,6 +53,15 @@ def ros_env(domain_id: int) -> dict[str, str]:
     return env
 
 
+def dump_stacks_then_kill(proc: subprocess.Popen) -> None:
+    """A node that did not stop on SIGINT: ask it for its threads' stacks (the node registers SIGUSR1 with
+    faulthandler) so the failure's log shows where it hung, then kill it."""
+    proc.send_signal(signal.SIGUSR1)
+    time.sleep(1.0)
+    proc.kill()
+    proc.wait(5)
+
+
 class NodeProcess:
     """The detector node started as ``python -m underwater_detection.ros.detector_node --ros-args ...``."""
 
@@ -83,8 +92,7 @@ class NodeProcess:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+                dump_stacks_then_kill(self.proc)
         self._log.close()
         return int(self.proc.returncode)
 

@@ -332,3 +332,22 @@ def test_diagnostics_report_rates_latency_and_the_model(ros):
     assert 0 < p50 <= p95 < 2000
     assert float(diag["key_frame_ratio"]) == 1.0  # a per-frame model: every frame is a key frame
     assert int(diag["streams"]) >= 1 and int(diag["debug_images_total"]) >= 1  # debug: someone watches
+
+
+def test_sigusr1_dumps_every_threads_stack_and_the_node_keeps_running(tmp_path):
+    """How a hung node is diagnosed (the harness sends it before killing a node that did not stop)."""
+    import signal
+
+    node = NodeProcess(fresh_domain_id(), tmp_path / "node.log", {"autostart": False, "threads": 1})
+    try:
+        time.sleep(3.0)  # past rclpy.init and the node's construction (it logs nothing unconfigured): spinning
+        assert node.alive(), node.log()
+        node.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 10.0
+        while "most recent call first" not in node.log() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        log = node.log()
+        assert "most recent call first" in log and "executors.py" in log, log[-2000:]
+        assert node.alive(), "SIGUSR1 must not stop the node"
+    finally:
+        assert node.stop() == 0, node.log()[-2000:]

@@ -22,8 +22,10 @@ Topics, QoS and parameters: see :mod:`.qos`, :mod:`.detector_parameters` and ``c
 from __future__ import annotations
 
 import dataclasses
+import faulthandler
 import gc
 import os
+import signal
 import sys
 import threading
 import time
@@ -475,7 +477,14 @@ class DetectorNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point of ``ros2 run underwater_detection detector_node`` and ``python -m ...detector_node``."""
+    """Entry point of ``ros2 run underwater_detection detector_node`` and ``python -m ...detector_node``.
+
+    ``kill -USR1 PID`` prints every thread's Python stack to stderr and the node keeps running: the way to see
+    where a node that does not answer, or does not stop on Ctrl-C, is stuck (the test harnesses send it before
+    they kill a node that did not stop).
+    """
+    if hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     rclpy.init(args=sys.argv if args is None else args)
     node = DetectorNode()
     executor = SingleThreadedExecutor()
