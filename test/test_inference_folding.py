@@ -21,8 +21,10 @@ from underwater_detection.models.inference import (
     fold_batch_norm,
     is_channels_last,
     is_folded,
+    prepare_for_inference,
     to_channels_last,
 )
+from underwater_detection.models import inference
 from underwater_detection.models.registry import build_model
 from underwater_detection.models.spec import load_model_spec
 from underwater_detection.ops import deform_conv
@@ -190,11 +192,14 @@ def test_a_model_of_layout_neutral_weights_is_not_taken_for_channels_last() -> N
     assert not is_channels_last(mixed) and is_channels_last(to_channels_last(mixed))
 
 
-def test_load_model_stores_channels_last_only_when_asked(tmp_path: Path) -> None:
-    spec = load_model_spec("tdrnet_lite_tcb").with_input_size(128, 128)
-    path = save_checkpoint(tmp_path / "m.pt", _tdrnet(), spec, CLASSES)
-    assert not is_channels_last(load_model(path, fold_batch_norm=True)[0])
-    assert is_channels_last(load_model(path, fold_batch_norm=True, channels_last=True)[0])
+def test_prepare_for_inference_folds_and_stores_channels_last_on_the_cpu_only() -> None:
+    cpu = prepare_for_inference(_tdrnet(), torch.device("cpu"))
+    assert is_folded(cpu) and is_channels_last(cpu)
+    elsewhere = _tdrnet()
+    with pytest.MonkeyPatch.context() as patch:  # no GPU here: only the layout decision for another device is checked
+        patch.setattr(inference, "channels_last_pays", lambda device: False)
+        prepare_for_inference(elsewhere, "cpu")
+    assert is_folded(elsewhere) and not is_channels_last(elsewhere)
 
 
 def test_channels_last_is_chosen_for_the_cpu_only() -> None:

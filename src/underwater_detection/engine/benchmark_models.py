@@ -33,7 +33,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..models.backbones import build_backbone
-from ..models.inference import fold_batch_norm, to_channels_last
+from ..models.inference import prepare_for_inference
 from ..models.registry import build_model
 from ..models.spec import ModelSpec, available_model_specs, load_model_spec, parse_size_hw
 from .runtime import configure_cpu_runtime
@@ -100,8 +100,7 @@ def bench_module(
 ) -> BenchRow:
     module.eval()
     params = count_params(module)  # the checkpoint's count: folding turns each BatchNorm's 2C into a C-bias
-    fold_batch_norm(module)
-    to_channels_last(module)  # as the inference paths run it on the CPU
+    prepare_for_inference(module, "cpu")  # as the inference paths run it on the CPU
     x = torch.randn(1, 3, *size)
     times = time_forward(lambda: module(x), warmup, repeats)
     return BenchRow(
@@ -130,8 +129,7 @@ def bench_temporal(
     frames = [torch.randn(1, 3, *size) for _ in range(4)]  # content does not change the cost
     x = frames[0]
     params, gflops = count_params(model) / 1e6, count_gflops(model, x)  # before folding, as bench_module
-    fold_batch_norm(model)
-    to_channels_last(model)
+    prepare_for_inference(model, "cpu")
     with torch.no_grad():
         refs = model.reference(x)
     rg_times = time_forward(lambda: model.reference(x), warmup, repeats)

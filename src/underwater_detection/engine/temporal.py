@@ -35,7 +35,7 @@ from torch import nn
 
 from ..data.transforms import boxes_to_pixels, image_to_tensor
 from ..models.checkpoint import load_model
-from ..models.inference import channels_last_pays
+from ..models.inference import prepare_for_inference
 from ..models.registry import preprocess_config, priors_for
 from ..models.spec import ModelSpec, validate_key_interval, validate_soft_coefficient
 from ..models.temporal import References, TemporalRefinementNet
@@ -160,7 +160,8 @@ class TemporalDetector:
         same outputs to float rounding; ``models.inference``).
         """
         resolved = resolve_device(device)
-        model, ckpt = load_model(path, resolved, fold_batch_norm=True, channels_last=channels_last_pays(resolved))
+        model, ckpt = load_model(path, resolved)
+        prepare_for_inference(model, resolved)
         spec = ckpt.spec if input_size is None else ckpt.spec.with_input_size(*input_size)
         return cls(model, spec, ckpt.class_names, ckpt.preprocess, trained_input_size=ckpt.spec.input_size, **options)
 

@@ -23,7 +23,6 @@ import os
 import pickle
 import tempfile
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ import torch
 from torch import nn
 
 from .. import __version__
-from .inference import fold_batch_norm as fold_batch_norm_layers, to_channels_last
+from .inference import fold_batch_norm as fold_batch_norm_layers
 from .inference import is_folded
 from .registry import build_model, preprocess_config
 from .spec import ModelSpec, validate_preprocess
@@ -219,10 +218,7 @@ def _describe_mismatch(model: nn.Module, state: dict[str, torch.Tensor], limit: 
 
 
 def load_model(
-    path: str | Path,
-    device: torch.device | str = "cpu",
-    fold_batch_norm: bool = False,
-    channels_last: bool = False,
+    path: str | Path, device: torch.device | str = "cpu", fold_batch_norm: bool = False
 ) -> tuple[nn.Module, Checkpoint]:
     """Build the architecture from the checkpoint's own spec and load its weights (strict), in eval mode.
 
@@ -230,8 +226,8 @@ def load_model(
     outputs to float rounding, about 10 % less time per frame on the lite models. The inference paths (the
     ``TemporalDetector``, the node) ask for it; anything that saves, compares or trains the weights must not,
     since the folded network no longer has the checkpoint's layers (``save_checkpoint`` refuses it).
-    ``channels_last`` stores the weights channels-last (``models.inference.to_channels_last``); the inference
-    paths ask for it where ``models.inference.channels_last_pays`` says it is faster (the CPU).
+    The inference paths load plain and call ``models.inference.prepare_for_inference``, which also stores the
+    weights channels-last where that is faster (the CPU).
     """
     ckpt = read_checkpoint(path)
     try:
@@ -248,6 +244,4 @@ def load_model(
     model.to(device).eval()
     if fold_batch_norm:
         fold_batch_norm_layers(model)
-    if channels_last:
-        to_channels_last(model)
     return model, ckpt

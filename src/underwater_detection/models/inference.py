@@ -97,3 +97,12 @@ def is_channels_last(model: nn.Module) -> bool:
         all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
         and any(not p.is_contiguous() for p in weights)
     )
+
+
+def prepare_for_inference(model: nn.Module, device: torch.device | str) -> nn.Module:
+    """Every rewrite the inference paths run, in one place (in place; returns the model): BatchNorms folded, and
+    the weights channels-last where :func:`channels_last_pays` on ``device`` (a resolved device)."""
+    fold_batch_norm(model)
+    if channels_last_pays(device):
+        to_channels_last(model)
+    return model

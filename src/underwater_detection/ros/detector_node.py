@@ -50,7 +50,7 @@ from vision_msgs.msg import Detection2DArray, LabelInfo
 
 from ..engine.temporal import Detections, TemporalDetector, resolve_device
 from ..models.checkpoint import CheckpointError, load_model
-from ..models.inference import channels_last_pays
+from ..models.inference import prepare_for_inference
 from ..models.random_weights import is_untrained
 from ..models.spec import aspect_change_warning
 from ..ops.postprocess import PostprocessConfig
@@ -215,8 +215,8 @@ class DetectorNode(LifecycleNode):
 
             configure_cpu_runtime(threads if threads > 0 else None)
         t0 = time.perf_counter()
-        # inference only, never saved: BatchNorms folded; weights channels-last where that is faster (the CPU)
-        model, ckpt = load_model(path, device, fold_batch_norm=True, channels_last=channels_last_pays(device))
+        model, ckpt = load_model(path, device)
+        prepare_for_inference(model, device)  # inference only, never saved: folded, channels-last on the CPU
         size = parse_input_size(self._param("input_size"))
         try:
             spec = ckpt.spec if size is None else ckpt.spec.with_input_size(*size)
